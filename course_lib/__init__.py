@@ -1,0 +1,34 @@
+"""Guidance Lab: conditional diffusion, classifier guidance and classifier-free guidance."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+
+
+def pick_device() -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def setup(seed: int = 0) -> torch.device:
+    """Seed Python, NumPy and torch, pick a device and say which.
+
+    Returns the device (CUDA, then MPS, then CPU)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    device = pick_device()
+    print(f"course_lib {__version__}: seed {seed}, device {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")
+    return device

@@ -1,0 +1,234 @@
+"""2-D Gaussian mixtures with exact answers, and scikit-learn shapes without them.
+
+Each component is one class ``y``. For ``p(x) = sum_k pi_k N(x; mu_k, S_k)``:
+
+- noising keeps the family: ``x_t | y=k ~ N(sqrt(a) mu_k, a S_k + (1 - a) I)``
+  with ``a = alpha_bar_t``;
+- ``grad log N(x; mu, S) = -S^{-1} (x - mu)``;
+- the marginal score is the posterior-weighted sum of component scores;
+- ``p(y=k | x) = softmax_k(log pi_k + log N(x; mu_k, S_k))`` (Bayes' rule).
+
+All exact quantities are computed in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .diffusion import EpsFn, Schedule
+from .guidance import check_labels
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _gaussian_terms(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
+    """Per-component ``log N(x; mu_k, S_k)`` ``[n, K]`` and ``S_k^{-1} (x - mu_k)``
+    ``[n, K, 2]``; ``means`` ``[m, K, 2]``, ``covs`` ``[m, K, 2, 2]`` with ``m`` 1 or n.
+    Closed-form 2x2 inverse and determinant."""
+    d = x[:, None, :] - means
+    a, b, c, e = covs[..., 0, 0], covs[..., 0, 1], covs[..., 1, 0], covs[..., 1, 1]
+    det = a * e - b * c
+    prec_d = torch.stack([e * d[..., 0] - b * d[..., 1], -c * d[..., 0] + a * d[..., 1]], dim=-1) / det[..., None]
+    mahal = (d * prec_d).sum(-1)
+    return -0.5 * (mahal + torch.log(det)) - LOG_2PI, prec_d  # d = 2: (d/2) log 2pi = log 2pi
+
+
+class GaussianMixture2D:
+    """A mixture of ``K`` 2-D Gaussians, component ``k`` being class ``y = k``.
+
+    Args:
+        means: ``[K, 2]`` component means.
+        covs: ``[K, 2, 2]`` symmetric positive-definite covariances.
+        weights: ``[K]`` positive class weights, normalised to sum to one.
+    """
+
+    def __init__(self, means, covs, weights) -> None:
+        means = torch.as_tensor(means, dtype=torch.float64)
+        covs = torch.as_tensor(covs, dtype=torch.float64)
+        weights = torch.as_tensor(weights, dtype=torch.float64)
+        if means.ndim != 2 or means.shape[1] != 2 or means.shape[0] < 1:
+            raise ValueError(f"means must have shape [K, 2], got {tuple(means.shape)}")
+        K = means.shape[0]
+        if covs.shape != (K, 2, 2):
+            raise ValueError(f"covs must have shape [K, 2, 2] = [{K}, 2, 2], got {tuple(covs.shape)}")
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape [K] = [{K}], got {tuple(weights.shape)}")
+        for name, v in (("means", means), ("covs", covs), ("weights", weights)):
+            if not torch.isfinite(v).all():
+                raise ValueError(f"{name} must be finite")
+        if (weights <= 0).any():
+            raise ValueError("weights must all be positive")
+        if not torch.allclose(covs, covs.transpose(1, 2), atol=1e-10):
+            raise ValueError("covs must be symmetric")
+        if (torch.linalg.eigvalsh(covs) <= 0).any():
+            raise ValueError("covs must be positive definite")
+        self.means, self.covs, self.weights = means, covs, weights / weights.sum()
+
+    @property
+    def num_classes(self) -> int:
+        return self.means.shape[0]
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture2D(K={self.num_classes}, weights={[round(w, 3) for w in self.weights.tolist()]})"
+
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a tensor of shape [n, 2], got {shape}")
+        return x.to(torch.float64)
+
+    def sample(self, n: int, y: torch.Tensor | int | None = None,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n`` pairs ``(x [n, 2], y [n])``; labels from ``weights`` unless ``y`` is given."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if y is None:
+            y = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else \
+                torch.zeros(0, dtype=torch.long)
+        y = check_labels(y, n, self.num_classes)
+        z = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self.covs)
+        x = self.means[y] + (chol[y] @ z[:, :, None])[:, :, 0]
+        return x.float(), y
+
+    def noised(self, alpha_bar: float) -> "GaussianMixture2D":
+        """The exact law of ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` with ``a = alpha_bar``."""
+        a = float(alpha_bar)
+        if not (math.isfinite(a) and 0 < a <= 1):
+            raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar!r}")
+        eye = torch.eye(2, dtype=torch.float64)
+        return GaussianMixture2D(math.sqrt(a) * self.means, a * self.covs + (1 - a) * eye, self.weights)
+
+    def _joint(self, x: torch.Tensor):
+        """``log pi_k + log N(x; mu_k, S_k)`` ``[n, K]`` and ``S_k^{-1}(x - mu_k)``."""
+        log_pdf, prec_d = _gaussian_terms(self._check_x(x), self.means[None], self.covs[None])
+        return self.weights.log() + log_pdf, prec_d
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """``log p(x)`` (``y=None``) or ``log p(x | y)``, shape ``[n]``."""
+        joint, _ = self._joint(x)
+        if y is None:
+            return torch.logsumexp(joint, dim=1)
+        y = check_labels(y, x.shape[0], self.num_classes).to(x.device)
+        return (joint - self.weights.log()).gather(1, y[:, None])[:, 0]
+
+    def posterior(self, x: torch.Tensor) -> torch.Tensor:
+        """``p(y | x)``, shape ``[n, K]``, each row summing to one."""
+        joint, _ = self._joint(x)
+        return torch.softmax(joint, dim=1)
+
+    def score(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """``grad_x log p(x)`` (``y=None``) or ``grad_x log p(x | y)``, shape ``[n, 2]``."""
+        joint, prec_d = self._joint(x)
+        if y is None:
+            return -(torch.softmax(joint, dim=1)[..., None] * prec_d).sum(1)
+        y = check_labels(y, x.shape[0], self.num_classes).to(x.device)
+        return -prec_d[torch.arange(x.shape[0]), y]
+
+    def _noised_terms(self, x: torch.Tensor, t: torch.Tensor, schedule: Schedule):
+        """Joint log-density terms and ``S^{-1}(x - mu)`` of the noised mixture, per sample's ``t``."""
+        schedule.check_t(t, x.shape[0])
+        shared = t.numel() > 0 and bool((t == t[0]).all())  # a sampler's batch shares one t
+        a = schedule.alpha_bars.to(x.device)[t[:1] if shared else t][:, None, None]
+        means = a.sqrt() * self.means[None]
+        covs = a[..., None] * self.covs[None] + (1 - a[..., None]) * torch.eye(2, dtype=torch.float64)
+        log_pdf, prec_d = _gaussian_terms(self._check_x(x), means, covs)
+        return self.weights.log() + log_pdf, prec_d
+
+    def eps_fn(self, schedule: Schedule, y: torch.Tensor | int | None = None) -> EpsFn:
+        """The exact denoiser ``eps(x_t, t) = -sigma_t grad log p_t(x_t [| y])``,
+        returned in ``x``'s dtype. ``y=None`` is the marginal (unconditional) one."""
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            joint, prec_d = self._noised_terms(x, t, schedule)
+            if y is None:
+                score = -(torch.softmax(joint, dim=1)[..., None] * prec_d).sum(1)
+            else:
+                labels = check_labels(y, x.shape[0], self.num_classes).to(x.device)
+                score = -prec_d[torch.arange(x.shape[0]), labels]
+            sigma = schedule.sigmas.to(x.device)[t][:, None]
+            return (-sigma * score).to(x.dtype)
+
+        return eps
+
+    def log_posterior_fn(self, schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The exact noise-aware classifier ``log p(y | x_t)``, ``(x, t) -> [B, K]``,
+        differentiable in ``x`` (for :func:`course_lib.guidance.classifier_guidance`)."""
+
+        def log_post(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            joint, _ = self._noised_terms(x, t, schedule)
+            return torch.log_softmax(joint, dim=1).to(x.dtype)
+
+        return log_post
+
+
+def _isotropic(means, std: float) -> GaussianMixture2D:
+    means = torch.as_tensor(means, dtype=torch.float64)
+    covs = (std**2) * torch.eye(2, dtype=torch.float64).expand(len(means), 2, 2).clone()
+    return GaussianMixture2D(means, covs, torch.ones(len(means)))
+
+
+def _rotated_cov(angle: float, major: float, minor: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    return rot @ torch.diag(torch.tensor([major**2, minor**2], dtype=torch.float64)) @ rot.T
+
+
+def ring(k: int = 8, radius: float = 3.0, std: float = 0.4) -> GaussianMixture2D:
+    """``k`` equal round components evenly spaced on a circle."""
+    angles = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k
+    return _isotropic(radius * torch.stack([angles.cos(), angles.sin()], 1), std)
+
+
+def grid(side: int = 3, spacing: float = 2.5, std: float = 0.4) -> GaussianMixture2D:
+    """``side x side`` equal round components on a square grid centred at the origin."""
+    coords = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
+    gx, gy = torch.meshgrid(coords, coords, indexing="xy")
+    return _isotropic(torch.stack([gx.flatten(), gy.flatten()], 1), std)
+
+
+def unequal_weights() -> GaussianMixture2D:
+    """Three overlapping round classes with weights 0.6, 0.3 and 0.1."""
+    means = [[-1.5, -0.8], [1.5, -0.8], [0.0, 1.6]]
+    covs = torch.stack([0.8**2 * torch.eye(2, dtype=torch.float64)] * 3)
+    return GaussianMixture2D(means, covs, [0.6, 0.3, 0.1])
+
+
+def anisotropic() -> GaussianMixture2D:
+    """Three elongated, rotated, overlapping classes (the lessons' default)."""
+    means = [[-1.6, -1.0], [1.6, -1.0], [0.0, 1.8]]
+    covs = torch.stack([_rotated_cov(math.pi / 4, 1.0, 0.35), _rotated_cov(-math.pi / 4, 1.0, 0.35),
+                        _rotated_cov(0.0, 1.2, 0.4)])
+    return GaussianMixture2D(means, covs, [0.4, 0.35, 0.25])
+
+
+PRESETS: dict[str, Callable[[], GaussianMixture2D]] = {
+    "ring": ring, "grid": grid, "unequal_weights": unequal_weights, "anisotropic": anisotropic,
+}
+
+
+def make_mixture(name: str) -> GaussianMixture2D:
+    """One of the presets by name: ``ring``, ``grid``, ``unequal_weights``, ``anisotropic``."""
+    if name not in PRESETS:
+        raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
+    return PRESETS[name]()
+
+
+def sklearn_shape(name: str, n: int, noise: float = 0.08, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labelled ``moons`` or ``circles`` from scikit-learn, scaled to about the
+    presets' size: ``(x [n, 2] float32, y [n] long)``. No exact answers exist."""
+    from sklearn.datasets import make_circles, make_moons
+
+    if name == "moons":
+        x, y = make_moons(n, noise=noise, random_state=seed)
+        x = (x - np.array([0.5, 0.25])) * 2.0
+    elif name == "circles":
+        x, y = make_circles(n, noise=noise, factor=0.5, random_state=seed)
+        x = x * 3.0
+    else:
+        raise ValueError(f"name must be 'moons' or 'circles', got {name!r}")
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
