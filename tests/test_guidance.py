@@ -1,0 +1,111 @@
+"""CFG and classifier guidance against their defining identities on exact mixtures."""
+
+import pytest
+import torch
+
+from course_lib import diffusion, guidance, toy
+from course_lib.metrics import sliced_wasserstein
+
+MIX = toy.GaussianMixture2D([[0.0, 0.0], [1.2, -0.4], [-0.8, 1.5]],
+                            [[[0.9, 0.5], [0.5, 0.7]], [[0.25, -0.1], [-0.1, 1.1]], [[0.4, 0.0], [0.0, 0.15]]],
+                            [0.6, 0.15, 0.25])
+S = diffusion.make_schedule("linear", 1000)
+X = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2
+T = torch.randint(1000, (64,), generator=torch.Generator().manual_seed(1))
+
+
+def test_cfg_endpoints_and_linearity():
+    cond, uncond = MIX.eps_fn(S, y=1), MIX.eps_fn(S)
+    torch.testing.assert_close(guidance.cfg(cond, uncond, 0.0)(X, T), cond(X, T))
+    torch.testing.assert_close(guidance.cfg(cond, uncond, -1.0)(X, T), uncond(X, T))
+    expected = 3.5 * cond(X, T) - 2.5 * uncond(X, T)
+    torch.testing.assert_close(guidance.cfg(cond, uncond, 2.5)(X, T), expected)
+    half = guidance.cfg(cond, uncond, -0.5)(X, T)
+    torch.testing.assert_close(half, 0.5 * cond(X, T) + 0.5 * uncond(X, T))
+
+
+def test_classifier_guidance_gamma_one_with_exact_posterior_is_conditional():
+    """grad log p(x_t) + grad log p(y | x_t) = grad log p(x_t | y), so the guided eps
+    equals the exact conditional eps for every label, time and point."""
+    for y in range(3):
+        guided = guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), y, 1.0, S)
+        torch.testing.assert_close(guided(X, T), MIX.eps_fn(S, y=y)(X, T), atol=1e-9, rtol=1e-7)
+
+
+def test_classifier_guidance_gamma_zero_is_unconditional_and_gamma_scales():
+    uncond = MIX.eps_fn(S)
+    g0 = guidance.classifier_guidance(uncond, MIX.log_posterior_fn(S), 2, 0.0, S)
+    torch.testing.assert_close(g0(X, T), uncond(X, T))
+    g1 = guidance.classifier_guidance(uncond, MIX.log_posterior_fn(S), 2, 1.0, S)(X, T)
+    g3 = guidance.classifier_guidance(uncond, MIX.log_posterior_fn(S), 2, 3.0, S)(X, T)
+    torch.testing.assert_close(g3 - uncond(X, T), 3 * (g1 - uncond(X, T)))
+
+
+def test_cfg_with_exact_eps_is_classifier_guidance_with_gamma_one_plus_w():
+    """With exact scores, CFG's implicit classifier is the true posterior: cfg(w)
+    equals classifier guidance with gamma = 1 + w (DESIGN.md section 2)."""
+    for w in [-0.5, 0.0, 2.0]:
+        via_cfg = guidance.cfg(MIX.eps_fn(S, y=0), MIX.eps_fn(S), w)(X, T)
+        via_cg = guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), 0,
+                                              guidance.w_to_gamma(w), S)(X, T)
+        torch.testing.assert_close(via_cfg, via_cg, atol=1e-9, rtol=1e-7)
+
+
+def test_classifier_guidance_per_sample_labels():
+    y = torch.tensor([0, 1, 2, 1] * 16)
+    guided = guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), y, 1.0, S)(X, T)
+    torch.testing.assert_close(guided, MIX.eps_fn(S, y=y)(X, T), atol=1e-9, rtol=1e-7)
+
+
+def test_guided_sampling_at_w_zero_gives_the_conditional():
+    g = torch.Generator().manual_seed(3)
+    eps_fn = guidance.cfg(MIX.eps_fn(S, y=2), MIX.eps_fn(S), 0.0)
+    out = diffusion.sample(eps_fn, (2000, 2), S, steps=50, eta=1.0, generator=g)
+    ref, _ = MIX.sample(2000, y=2, generator=g)
+    ref2, _ = MIX.sample(2000, y=2, generator=g)
+    assert sliced_wasserstein(out, ref) < 2 * sliced_wasserstein(ref, ref2) + 0.03
+
+
+def test_weight_conversions():
+    assert guidance.w_to_gamma(0.0) == 1.0 and guidance.gamma_to_w(1.0) == 0.0
+    assert guidance.w_to_guidance_scale(3.0) == 4.0 and guidance.guidance_scale_to_w(7.5) == 6.5
+    assert guidance.w_to_gamma(-1.0) == 0.0
+
+
+@pytest.mark.parametrize("w", [float("nan"), float("inf"), -1.5, "2", None, True])
+def test_cfg_rejects_bad_weights(w):
+    with pytest.raises(ValueError, match="w must"):
+        guidance.cfg(MIX.eps_fn(S, 0), MIX.eps_fn(S), w)
+
+
+@pytest.mark.parametrize("gamma", [float("nan"), -0.1, float("-inf")])
+def test_classifier_guidance_rejects_bad_gamma(gamma):
+    with pytest.raises(ValueError, match="gamma must"):
+        guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), 0, gamma, S)
+
+
+def test_classifier_guidance_rejects_bad_labels_and_schedule():
+    for y in [3, -1, torch.tensor([0, 5])]:
+        guided = guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), y, 1.0, S)
+        with pytest.raises(ValueError, match="y must"):
+            guided(X[:2], T[:2])
+    with pytest.raises(ValueError, match="y must be an int or a 1-D long"):
+        guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), torch.tensor([0.5]), 1.0, S)
+    short = diffusion.make_schedule("linear", 100)
+    guided = guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), 0, 1.0, short)
+    with pytest.raises(ValueError, match="t must lie in 0..99"):
+        guided(X[:2], torch.tensor([500, 900]))
+
+
+def test_model_helpers_batch_cfg_like_cfg():
+    class Toy(torch.nn.Module):  # eps depends on the label, so a swapped label would show
+        def forward(self, x, t, y):
+            return x * (y[:, None].float() + 1) + t[:, None].float() / 1000
+
+    model, x, t = Toy(), torch.randn(6, 2), torch.full((6,), 7)
+    expected = guidance.cfg(guidance.model_eps_fn(model, 1, 3), guidance.model_eps_fn(model, 3, 3), 2.0)(x, t)
+    torch.testing.assert_close(guidance.model_cfg_eps_fn(model, 1, 2.0, 3)(x, t), expected)
+    with pytest.raises(ValueError, match="y must lie in 0..2"):
+        guidance.model_cfg_eps_fn(model, 3, 2.0, 3)(x, t)
+    with pytest.raises(ValueError, match="y must lie in 0..3"):
+        guidance.model_eps_fn(model, 4, 3)(x, t)
