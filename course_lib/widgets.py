@@ -1,0 +1,148 @@
+"""Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions.
+
+Each explorer draws a useful static figure at its default value (so a headless
+run shows something), and on a slider move it calls ``render``, updates the
+existing artists in place (``set_offsets``, ``set_data``) and redraws. Every
+guidance readout shows both conventions of DESIGN.md section 2: ``w`` and
+``gamma = 1 + w``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import diffusion, guidance
+from .toy import GaussianMixture2D
+
+RenderFn = Callable[[float, int], dict[str, torch.Tensor]]
+
+
+def weight_readout(symbol: str, value: float) -> str:
+    """``w = 2.00 | gamma = 1 + w = 3.00`` (or the same from ``gamma``), in both conventions."""
+    if symbol == "w":
+        return f"w = {value:.2f}  |  γ = 1 + w = {value + 1:.2f}  (diffusers guidance_scale {value + 1:.2f})"
+    if symbol == "gamma":
+        return f"γ = {value:.2f}  |  w = γ − 1 = {value - 1:.2f}"
+    raise ValueError(f"symbol must be 'w' or 'gamma', got {symbol!r}")
+
+
+def _noise(n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def cfg_render_2d(model: torch.nn.Module, mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int,
+                  *, n: int = 1000, steps: int = 20) -> RenderFn:
+    """``render(w, seed) -> {"learned", "exact"}``: CFG samples ``[n, 2]`` from the
+    learned model and from the exact oracle, deterministic DDIM from the same
+    noise ``x_T`` (drawn from ``seed``) at every ``w``, so points slide as ``w`` moves."""
+    K = mixture.num_classes
+    guidance.check_labels(y, 1, K)
+
+    def render(w: float, seed: int = 0) -> dict[str, torch.Tensor]:
+        x_T = _noise(n, seed)
+        learned = diffusion.sample(guidance.model_cfg_eps_fn(model, y, w, K), (n, 2), schedule,
+                                   steps=steps, eta=0.0, x_T=x_T)
+        exact_fn = guidance.cfg(mixture.eps_fn(schedule, y), mixture.eps_fn(schedule), w)
+        exact = diffusion.sample(exact_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T)
+        return {"learned": learned, "exact": exact}
+
+    return render
+
+
+def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.Module,
+                                  mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int,
+                                  *, n: int = 1000, steps: int = 20) -> RenderFn:
+    """``render(gamma, seed) -> {"learned", "exact"}``: classifier-guided samples from
+    the learned unconditional model (null label) with the learned noise-aware
+    classifier, and from the exact score with the exact posterior, same noise."""
+    K = mixture.num_classes
+    guidance.check_labels(y, 1, K)
+    learned_log_prob = lambda x, t: torch.log_softmax(classifier(x, t), dim=1)  # noqa: E731
+
+    def render(gamma: float, seed: int = 0) -> dict[str, torch.Tensor]:
+        x_T = _noise(n, seed)
+        learned_fn = guidance.classifier_guidance(guidance.model_eps_fn(model, K, K), learned_log_prob, y,
+                                                  gamma, schedule)
+        exact_fn = guidance.classifier_guidance(mixture.eps_fn(schedule), mixture.log_posterior_fn(schedule), y,
+                                                gamma, schedule)
+        return {"learned": diffusion.sample(learned_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T),
+                "exact": diffusion.sample(exact_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T)}
+
+    return render
+
+
+class ScatterExplorer:
+    """Side-by-side scatter panels (one per key of ``render``'s output) driven by one slider.
+
+    Args:
+        render: ``render(value, seed) -> {panel: points [n, 2]}``.
+        symbol: ``"w"`` or ``"gamma"``; sets the readout.
+        value_range: ``(min, max, step)`` of the slider.
+        value: the starting value, drawn statically at construction.
+        titles: panel titles, by key.
+        background: optional ``f(ax, key)`` drawing fixed context (e.g. exact contours).
+    """
+
+    def __init__(self, render: RenderFn, *, symbol: str, value_range: tuple[float, float, float], value: float,
+                 titles: dict[str, str], background: Callable | None = None, seed: int = 0,
+                 color: str = "C0", extent: float = 4.5) -> None:
+        lo, hi, _ = value_range
+        if not lo <= value <= hi:
+            raise ValueError(f"value must lie in [{lo}, {hi}], got {value!r}")
+        self.render, self.symbol, self.value_range, self.seed = render, symbol, value_range, seed
+        self.value = value
+        data = render(value, seed)
+        self.fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 4.4), squeeze=False)
+        self.axes = dict(zip(data, axes[0]))
+        self.artists = {}
+        for key, ax in self.axes.items():
+            if background is not None:
+                background(ax, key)
+            self.artists[key] = ax.scatter(*data[key].T.tolist(), s=4, alpha=0.5, color=color,
+                                           label=f"{titles.get(key, key)} samples")
+            ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+                   title=titles.get(key, key))
+            ax.legend(loc="lower right", fontsize=8)
+        self.suptitle = self.fig.suptitle(weight_readout(symbol, value))
+        self.fig.tight_layout()
+
+    def update(self, value: float) -> float:
+        """Re-render at ``value``, move the existing points, redraw; return the seconds taken."""
+        start = time.perf_counter()
+        data = self.render(value, self.seed)
+        for key, points in data.items():
+            self.artists[key].set_offsets(points.numpy())
+        self.suptitle.set_text(weight_readout(self.symbol, value))
+        self.fig.canvas.draw()
+        self.value = value
+        return time.perf_counter() - start
+
+    def widget(self):
+        """The slider, its readout and the figure, wired together (needs ipywidgets)."""
+        import ipywidgets as W
+        from IPython.display import display
+
+        lo, hi, step = self.value_range
+        label = "w" if self.symbol == "w" else "γ"
+        slider = W.FloatSlider(value=self.value, min=lo, max=hi, step=step, description=label,
+                               continuous_update=True, readout_format=".2f",
+                               layout=W.Layout(width="60%"))
+        readout = W.Label(weight_readout(self.symbol, self.value))
+        out = W.Output()
+        with out:
+            display(self.fig)
+        plt.close(self.fig)  # shown through the Output widget only
+
+        def on_change(change) -> None:
+            self.update(change["new"])
+            readout.value = weight_readout(self.symbol, change["new"])
+            with out:
+                out.clear_output(wait=True)
+                display(self.fig)
+
+        slider.observe(on_change, names="value")
+        return W.VBox([W.HBox([slider, readout]), out])
