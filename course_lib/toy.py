@@ -166,6 +166,33 @@ class GaussianMixture2D:
         return log_post
 
 
+class OracleDenoiser(torch.nn.Module):
+    """The exact denoiser behind the model interface ``model(x, t, y) -> eps``,
+    ``y == num_classes`` (the null label) giving the marginal: a perfect model."""
+
+    def __init__(self, mixture: GaussianMixture2D, schedule: Schedule) -> None:
+        super().__init__()
+        self.mixture, self.schedule, self.num_classes, self.T = mixture, schedule, mixture.num_classes, schedule.T
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = check_labels(y, x.shape[0], self.num_classes, allow_null=True)
+        null = y == self.num_classes
+        cond = self.mixture.eps_fn(self.schedule, y.clamp(max=self.num_classes - 1))(x, t)
+        return torch.where(null[:, None], self.mixture.eps_fn(self.schedule)(x, t), cond)
+
+
+class OracleClassifier(torch.nn.Module):
+    """The exact noise-aware classifier ``(x, t) -> logits = log p(y | x_t)``: a perfect classifier."""
+
+    def __init__(self, mixture: GaussianMixture2D, schedule: Schedule) -> None:
+        super().__init__()
+        self.log_posterior, self.num_classes, self.T = mixture.log_posterior_fn(schedule), mixture.num_classes, \
+            schedule.T
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.log_posterior(x, t)
+
+
 def _isotropic(means, std: float) -> GaussianMixture2D:
     means = torch.as_tensor(means, dtype=torch.float64)
     covs = (std**2) * torch.eye(2, dtype=torch.float64).expand(len(means), 2, 2).clone()
