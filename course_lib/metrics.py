@@ -29,3 +29,47 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_projections: int = 
     qa = torch.quantile(pa, levels, dim=0) if pa.shape[0] != levels.numel() else pa.sort(dim=0).values
     qb = torch.quantile(pb, levels, dim=0) if pb.shape[0] != levels.numel() else pb.sort(dim=0).values
     return float(((qa - qb) ** 2).mean().sqrt())
+
+
+def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix by eigendecomposition."""
+    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to features ``a [n, d]`` and ``b [m, d]``:
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Heusel et al. 2017, FID)."""
+    _check_samples(a, b)
+    a, b = a.double().cpu(), b.double().cpu()
+    mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), torch.cov(a.T).reshape(a.shape[1], -1), \
+        torch.cov(b.T).reshape(b.shape[1], -1)
+    root_a = _sqrtm_psd(cov_a)
+    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + torch.trace(cov_a + cov_b - 2 * cross))
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Diversity of a sample set ``x [n, ...]``: the mean Euclidean distance between distinct pairs."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError("x must be a tensor [n, ...] with n >= 2")
+    flat = x.reshape(x.shape[0], -1).double()
+    d = torch.cdist(flat, flat)
+    n = flat.shape[0]
+    return float(d.sum() / (n * (n - 1)))
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tuple[float, float]:
+    """k-nearest-neighbour precision and recall (Kynkaanniemi et al. 2019): precision
+    is the share of ``fake`` inside the union of balls around ``real`` points, each
+    of radius its k-th neighbour distance; recall swaps the roles."""
+    _check_samples(real, fake)
+    if not isinstance(k, int) or not 1 <= k < min(real.shape[0], fake.shape[0]):
+        raise ValueError(f"k must be an integer in 1..{min(real.shape[0], fake.shape[0]) - 1}, got {k!r}")
+    real, fake = real.double().reshape(real.shape[0], -1), fake.double().reshape(fake.shape[0], -1)
+
+    def coverage(support: torch.Tensor, query: torch.Tensor) -> float:
+        radii = torch.cdist(support, support).kthvalue(k + 1, dim=1).values  # +1 skips the point itself
+        return float((torch.cdist(query, support) <= radii[None]).any(dim=1).double().mean())
+
+    return coverage(real, fake), coverage(fake, real)

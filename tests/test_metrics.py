@@ -1,0 +1,58 @@
+"""Distances against closed forms and obvious orderings."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib import metrics
+
+
+def test_sliced_wasserstein_of_a_shift_is_its_projected_length():
+    x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+    shift = torch.tensor([3.0, 0.0])
+    # projected shift along unit u is 3 u_1; mean of u_1^2 over directions in 2-D is 1/2
+    assert math.isclose(metrics.sliced_wasserstein(x, x + shift, num_projections=2000), 3 / math.sqrt(2), rel_tol=0.03)
+    assert metrics.sliced_wasserstein(x, x) == 0.0
+
+
+def test_sliced_wasserstein_handles_unequal_sizes_and_rejects_bad_input():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(3000, 2, generator=g), torch.randn(1000, 2, generator=g)
+    assert metrics.sliced_wasserstein(a, b) < 0.1
+    with pytest.raises(ValueError, match="dimension"):
+        metrics.sliced_wasserstein(a, torch.randn(10, 3))
+    with pytest.raises(ValueError, match="finite"):
+        metrics.sliced_wasserstein(a, torch.full((10, 2), float("nan")))
+
+
+def test_frechet_distance_matches_gaussian_closed_form():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(20000, 3, generator=g, dtype=torch.float64) * 2 + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    # |mu|^2 = 1; tr(I + 4I - 2 * 2I) = 3
+    assert math.isclose(metrics.frechet_distance(a, b), 4.0, rel_tol=0.03)
+    assert metrics.frechet_distance(a, a) < 1e-6
+
+
+def test_mean_pairwise_distance():
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    assert metrics.mean_pairwise_distance(x) == 5.0
+    assert metrics.mean_pairwise_distance(torch.zeros(5, 1, 2, 2)) == 0.0
+    with pytest.raises(ValueError, match="n >= 2"):
+        metrics.mean_pairwise_distance(torch.zeros(1, 2))
+
+
+def test_precision_recall_orders_collapsed_and_spread_samples():
+    g = torch.Generator().manual_seed(3)
+    real = torch.randn(1000, 2, generator=g)
+    collapsed = torch.randn(1000, 2, generator=g) * 0.2
+    far = torch.randn(1000, 2, generator=g) + 8
+    p_c, r_c = metrics.precision_recall(real, collapsed)
+    p_f, r_f = metrics.precision_recall(real, far)
+    p_s, r_s = metrics.precision_recall(real, torch.randn(1000, 2, generator=g))
+    assert p_c > 0.95 and r_c < 0.3  # precise but not diverse
+    assert p_f < 0.05 and r_f < 0.05
+    assert p_s > 0.85 and r_s > 0.85
+    with pytest.raises(ValueError, match="k must"):
+        metrics.precision_recall(real, far, k=0)
