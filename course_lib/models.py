@@ -3,6 +3,12 @@
 Both embed the time step with sinusoids (Vaswani et al. 2017, as in DDPM) and
 follow DESIGN.md section 3: ``model(x, t, y) -> eps`` with ``y == num_classes``
 the null label, ``classifier(x, t) -> logits [B, K]``.
+
+The conditioning (time, and label for the denoiser) does not depend on ``x``, and
+a sampler's batch shares one ``t``: there it is computed once per distinct label
+and gathered (:func:`shared_rows`), which halves the cost of a sampling step
+without changing the result. Training batches, whose ``t`` differ, take the
+direct path.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
@@ -22,83 +29,133 @@ def timestep_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
+def shared_rows(t: torch.Tensor, y: torch.Tensor | None = None):
+    """For a batch that shares one ``t`` (a sampler's): ``(t_rows, y_rows, index)``,
+    the distinct ``(t, y)`` pairs and each sample's row, so that features of
+    ``(t, y)`` are computed per row and gathered with ``index``. Otherwise
+    ``(t, y, None)``: one row per sample, nothing to gather."""
+    if t.numel() < 2 or not bool((t == t[0]).all()):
+        return t, y, None
+    if y is None:
+        return t[:1], None, torch.zeros_like(t)
+    y_rows, index = torch.unique(y, return_inverse=True)
+    return t[: y_rows.numel()], y_rows, index
+
+
+def _gather(rows: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    return rows if index is None else rows[index]
+
+
 def check_model_inputs(x: torch.Tensor, t: torch.Tensor, T: int, feature_shape: tuple[int, ...]) -> None:
     """Raise ``ValueError`` unless ``x`` is ``[B, *feature_shape]`` and ``t`` long ``[B]`` in ``0..T-1``."""
     if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != feature_shape or x.ndim != len(feature_shape) + 1:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape [B, {', '.join(map(str, feature_shape))}], got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
     if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.shape != (x.shape[0],):
         raise ValueError(f"t must be a long tensor of shape [{x.shape[0]}]")
     if t.numel() and (t.min() < 0 or t.max() >= T):
         raise ValueError(f"t must lie in 0..{T - 1} (the model was built for T={T})")
 
 
+def _check_sizes(num_classes: int, T: int, width: int, depth: int, min_classes: int) -> None:
+    for name, value, low in (("num_classes", num_classes, min_classes), ("T", T, 2), ("width", width, 2),
+                             ("depth", depth, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 class ResidualBlock(nn.Module):
     """``h + Linear(SiLU(Linear(LayerNorm(h)) + Linear(c)))``: a residual MLP block
-    that re-reads the conditioning ``c`` (time and label embedding) at every depth."""
+    that re-reads the conditioning ``c`` (time and label embedding) at every depth.
+    ``cond(c)`` is applied by the caller, once per distinct ``c``."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.norm, self.inner, self.cond = nn.LayerNorm(width), nn.Linear(width, width), nn.Linear(width, width)
         self.outer = nn.Linear(width, width)
 
-    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return h + self.outer(torch.nn.functional.silu(self.inner(self.norm(h)) + self.cond(c)))
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return h + self.outer(F.silu(self.inner(self.norm(h)) + cond))
 
 
-class ConditionalMLP(nn.Module):
-    """``eps(x_t, t; y)`` for 2-D points: the input, time and label embeddings are
-    summed, then ``depth`` residual blocks. Row ``num_classes`` of the label table
-    is the null label, trained by label dropout for classifier-free guidance."""
+class _TimeConditioned(nn.Module):
+    """Shared trunk: input and conditioning embeddings summed, then ``depth`` residual blocks."""
 
-    def __init__(self, num_classes: int, T: int = 1000, width: int = 64, depth: int = 2, data_dim: int = 2) -> None:
+    def __init__(self, T: int, width: int, depth: int, data_dim: int) -> None:
         super().__init__()
-        if num_classes < 1 or T < 2 or width < 2 or depth < 0:
-            raise ValueError("need num_classes >= 1, T >= 2, width >= 2 and depth >= 0")
-        self.num_classes, self.T, self.width, self.data_dim = num_classes, T, width, data_dim
+        self.T, self.width, self.depth, self.data_dim = T, width, depth, data_dim
         self.inp = nn.Linear(data_dim, width)
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.label = nn.Embedding(num_classes + 1, width)
         self.blocks = nn.ModuleList([ResidualBlock(width) for _ in range(depth)])
+
+    def _trunk(self, x: torch.Tensor, c: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """``c`` ``[rows, width]``: the conditioning per row; ``index`` ``[B]`` picks each sample's row."""
+        h = self.inp(x) + _gather(c, index)
+        for block in self.blocks:
+            h = block(h, _gather(block.cond(c), index))
+        return h
+
+
+class ConditionalMLP(_TimeConditioned):
+    """``eps(x_t, t; y)`` for 2-D points.
+
+    ``c = time(t) + label(y)``; ``h = inp(x_t) + c``; ``depth`` residual blocks
+    re-read ``c``; then ``eps = out(h) + A(c) x_t + b(c)``. Row ``num_classes`` of
+    the label table is the null label, trained by label dropout for
+    classifier-free guidance. The affine term ``A(c) x_t + b(c)`` (a 2x2 matrix and
+    a vector per ``(t, y)``, zero at initialisation) carries what is linear in
+    ``x_t``: all of ``eps`` at high noise (``eps ~ x_t``), and for one Gaussian
+    class at any ``t`` (``eps = sigma_t (a S + sigma_t^2 I)^{-1} (x_t - sqrt(a) mu)``),
+    so the MLP only learns what bends, and the prediction extrapolates sensibly
+    into the sparse regions that strong guidance visits.
+    """
+
+    def __init__(self, num_classes: int, T: int = 1000, width: int = 64, depth: int = 3, data_dim: int = 2) -> None:
+        _check_sizes(num_classes, T, width, depth, 1)
+        super().__init__(T, width, depth, data_dim)
+        self.num_classes = num_classes
+        self.label = nn.Embedding(num_classes + 1, width)
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, data_dim))
+        self.affine = nn.Linear(width, data_dim * data_dim + data_dim)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
 
     @property
     def null_label(self) -> int:
         return self.num_classes
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, 2]``, ``t`` long ``[B]`` in ``0..T-1``, ``y`` long ``[B]`` in
+        ``0..num_classes`` (``num_classes``: no label) ``-> eps [B, 2]``."""
         check_model_inputs(x, t, self.T, (self.data_dim,))
         if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x.shape[0],):
             raise ValueError(f"y must be a long tensor of shape [{x.shape[0]}]")
         if y.numel() and (y.min() < 0 or y.max() > self.num_classes):
             raise ValueError(f"y must lie in 0..{self.num_classes} ({self.num_classes} is the null label)")
-        c = self.time(timestep_embedding(t, self.width, self.T)) + self.label(y)
-        h = self.inp(x) + c
-        for block in self.blocks:
-            h = block(h, c)
-        return self.out(h)
+        t_rows, y_rows, index = shared_rows(t, y)
+        c = self.time(timestep_embedding(t_rows, self.width, self.T)) + self.label(y_rows)  # [rows, width]
+        d = self.data_dim
+        affine = _gather(self.affine(c), index)
+        linear = (affine[:, : d * d].view(-1, d, d) @ x[:, :, None])[:, :, 0] + affine[:, d * d:]
+        return self.out(self._trunk(x, c, index)) + linear
 
 
-class NoisyClassifier2D(nn.Module):
+class NoisyClassifier2D(_TimeConditioned):
     """A noise-aware classifier ``p_phi(y | x_t, t)`` for 2-D points: ``(x, t) -> logits [B, K]``."""
 
     def __init__(self, num_classes: int, T: int = 1000, width: int = 64, depth: int = 2, data_dim: int = 2) -> None:
-        super().__init__()
-        if num_classes < 2 or T < 2 or width < 2 or depth < 0:
-            raise ValueError("need num_classes >= 2, T >= 2, width >= 2 and depth >= 0")
-        self.num_classes, self.T, self.width, self.data_dim = num_classes, T, width, data_dim
-        self.inp = nn.Linear(data_dim, width)
-        self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.blocks = nn.ModuleList([ResidualBlock(width) for _ in range(depth)])
+        _check_sizes(num_classes, T, width, depth, 2)
+        super().__init__(T, width, depth, data_dim)
+        self.num_classes = num_classes
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, 2]``, ``t`` long ``[B]`` in ``0..T-1`` ``-> logits [B, K]``."""
         check_model_inputs(x, t, self.T, (self.data_dim,))
-        c = self.time(timestep_embedding(t, self.width, self.T))
-        h = self.inp(x) + c
-        for block in self.blocks:
-            h = block(h, c)
-        return self.out(h)
+        t_rows, _, index = shared_rows(t)
+        return self.out(self._trunk(x, self.time(timestep_embedding(t_rows, self.width, self.T)), index))
 
     def log_prob_fn(self):
         """``(x, t) -> log p_phi(y | x_t) [B, K]`` for classifier guidance."""
