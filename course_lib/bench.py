@@ -52,7 +52,47 @@ def bench_samplers() -> Iterator[Row]:
                   f"{n * n_steps / seconds / 1e6:.2f} M point-steps/s")
 
 
-SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers}
+def latency_rows(section: str, what: str, update: Callable[[float], float], values: list[float]) -> Iterator[Row]:
+    """Median and 95th percentile of ``update(value)`` seconds over ``values`` (one move each)."""
+    seconds = sorted(update(v) for v in values)
+    p95 = seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))]
+    yield Row(section, f"{what}: median of {len(values)} moves", 1000 * statistics.median(seconds), "ms")
+    yield Row(section, f"{what}: 95th percentile", 1000 * p95, "ms")
+
+
+def bench_toy() -> Iterator[Row]:
+    """The 2-D models: training from scratch, slider latency, learned-versus-exact distances."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import pretrained, train, widgets
+
+    section = "toy models (2-D)"
+    _, history = train.train_toy_cfg(progress=False)
+    yield Row(section, "toy_cfg training from scratch", history.seconds, "s", f"{len(history.losses)} steps")
+    _, history = train.train_toy_classifier(progress=False)
+    yield Row(section, "toy_classifier training from scratch", history.seconds, "s",
+              f"{len(history.losses)} steps")
+    cfg, clf = pretrained.load("toy_cfg"), pretrained.load("toy_classifier")
+    mix, schedule = cfg.meta["mixture"], cfg.schedule
+    values = [-1.0 + 0.35 * i for i in range(20)]
+    explorer = widgets.ScatterExplorer(widgets.cfg_render_2d(cfg.model, mix, schedule, y=2, n=1000),
+                                       symbol="w", value_range=(-1.0, 8.0, 0.05), value=0.0, titles={})
+    yield from latency_rows(section, "CFG slider, 1000 learned + 1000 exact points, 10 DDIM steps",
+                            explorer.update, values)
+    explorer = widgets.ScatterExplorer(
+        widgets.classifier_guidance_render_2d(cfg.model, clf.model, mix, schedule, y=2, n=1000),
+        symbol="gamma", value_range=(0.0, 10.0, 0.05), value=1.0, titles={})
+    yield from latency_rows(section, "gamma slider, 1000 learned + 1000 exact points, 10 DDIM steps",
+                            explorer.update, [v + 1.0 for v in values])
+    for row in train.toy_cfg_report(cfg.model, mix, schedule):
+        limit = 2 * row["floor"] + 0.05 * float(mix.sample(20_000, generator=torch.Generator().manual_seed(0))[0]
+                                                 .std(0).mean())
+        yield Row(section, f"SW learned vs exact CFG, class {row['class']}, w={row['w']:g}", row["sw"], "",
+                  f"floor {row['floor']:.3f}, target < {limit:.3f} (DDIM 50, eta 1, n {row['n']})")
+
+
+SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers, "toy": bench_toy}
 
 
 def format_table(rows: list[Row]) -> str:

@@ -35,7 +35,7 @@ def _noise(n: int, seed: int) -> torch.Tensor:
 
 
 def cfg_render_2d(model: torch.nn.Module, mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int,
-                  *, n: int = 1000, steps: int = 20) -> RenderFn:
+                  *, n: int = 1000, steps: int = 10) -> RenderFn:
     """``render(w, seed) -> {"learned", "exact"}``: CFG samples ``[n, 2]`` from the
     learned model and from the exact oracle, deterministic DDIM from the same
     noise ``x_T`` (drawn from ``seed``) at every ``w``, so points slide as ``w`` moves."""
@@ -55,7 +55,7 @@ def cfg_render_2d(model: torch.nn.Module, mixture: GaussianMixture2D, schedule: 
 
 def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.Module,
                                   mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int,
-                                  *, n: int = 1000, steps: int = 20) -> RenderFn:
+                                  *, n: int = 1000, steps: int = 10) -> RenderFn:
     """``render(gamma, seed) -> {"learned", "exact"}``: classifier-guided samples from
     the learned unconditional model (null label) with the learned noise-aware
     classifier, and from the exact score with the exact posterior, same noise."""
