@@ -1,0 +1,210 @@
+"""Judging a classifier for classifier guidance: accuracy, calibration and gradients against ``t``, and cost.
+
+Classifier guidance (DESIGN.md section 2) samples with
+
+    eps_hat = eps(x_t) - gamma * sigma_t * grad_x log p(y | x_t),      (Dhariwal & Nichol 2021, Algorithm 2)
+
+so the classifier is asked for ``log p(y | x_t)`` and its gradient at *every*
+noise level the sampler visits. On a 2-D mixture the exact posterior of the
+noised data, ``mixture.log_posterior_fn(schedule)``, is the Bayes classifier at
+each ``t``: no classifier can be more accurate or better calibrated, and its
+gradient is the one guidance should use. The functions here measure how far a
+classifier ``log_prob_fn(x, t) -> [B, K]`` is from it, and what guidance costs
+per sampling step.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import metrics
+from .diffusion import EpsFn, Schedule
+from .guidance import check_labels, classifier_guidance, classifier_log_prob_grad
+from .toy import GaussianMixture2D
+
+LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FixedTimeClassifier(nn.Module):
+    """``(x, t) -> classifier(x, t0)`` whatever ``t`` it is given: a classifier that
+    reads every input as if it were at time step ``t0``. With ``t0 = 0`` this is how
+    a classifier trained on clean data only (``train_classifier(..., noisy=False)``)
+    is used off the shelf: it has never seen another time step."""
+
+    def __init__(self, classifier: nn.Module, t0: int = 0) -> None:
+        super().__init__()
+        if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 0:
+            raise ValueError(f"t0 must be a non-negative integer time step, got {t0!r}")
+        self.classifier, self.t0 = classifier, t0
+        self.num_classes, self.T = getattr(classifier, "num_classes", None), getattr(classifier, "T", None)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x, torch.full_like(t, self.t0))
+
+    def log_prob_fn(self) -> LogProbFn:
+        """``(x, t) -> log p(y | x) [B, K]``, read at ``t0``."""
+        return lambda x, t: torch.log_softmax(self(x, t), dim=1)
+
+
+def _check_batch(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError("x must be a tensor [B, ...] with B >= 1")
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a long tensor of shape [{x.shape[0]}]")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x.shape[0],):
+        raise ValueError(f"y must be a long tensor of shape [{x.shape[0]}] (one label per point)")
+
+
+def _log_probs(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    _check_batch(x, t, y)
+    with torch.no_grad():
+        log_probs = log_prob_fn(x, t)
+    if log_probs.ndim != 2 or log_probs.shape[0] != x.shape[0]:
+        raise ValueError(f"log_prob_fn must return [B, K] log-probabilities, got {tuple(log_probs.shape)}")
+    check_labels(y, x.shape[0], log_probs.shape[1])
+    return log_probs
+
+
+def accuracy(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of points whose most probable class is their label: ``mean(argmax_k log p(k | x_t) == y)``."""
+    return float((_log_probs(log_prob_fn, x, t, y).argmax(dim=1) == y).double().mean())
+
+
+def cross_entropy(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean ``-log p(y | x_t)`` over the points, in nats: low only if the classifier is
+    both right and honest about its confidence (an over-confident mistake costs a lot)."""
+    log_probs = _log_probs(log_prob_fn, x, t, y)
+    return float(-log_probs.gather(1, y[:, None]).double().mean())
+
+
+def noised_samples(mixture: GaussianMixture2D, schedule: Schedule, t: int, n: int,
+                   generator: torch.Generator | None = None, y: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` labelled points of the noised data at time step ``t``, drawn from its exact law
+    ``mixture.noised(alpha_bar_t)`` (all of class ``y`` if given, i.e. from ``p_t(x_t | y)``):
+    ``(x_t [n, 2] float32, t [n] long, y [n] long)``."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
+        raise ValueError(f"t must be an integer time step in 0..{schedule.T - 1}, got {t!r}")
+    x_t, y = mixture.noised(schedule.alpha_bars[t].item()).sample(n, y=y, generator=generator)
+    return x_t, torch.full((n,), t, dtype=torch.long), y
+
+
+def metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], mixture: GaussianMixture2D, schedule: Schedule,
+                 ts: Sequence[int], *, n: int = 4000, seed: int = 0) -> dict[str, dict[str, list[float]]]:
+    """Accuracy and cross-entropy of each named classifier at each time step in ``ts``,
+    all classifiers scored on the same ``n`` exact samples of ``x_t`` (drawn from ``seed``).
+
+    Returns ``{name: {"accuracy": [...], "cross_entropy": [...]}}``, lists in the order of ``ts``."""
+    if not log_prob_fns:
+        raise ValueError("log_prob_fns must name at least one classifier")
+    if not ts:
+        raise ValueError("ts must hold at least one time step")
+    generator = torch.Generator().manual_seed(seed)
+    out = {name: {"accuracy": [], "cross_entropy": []} for name in log_prob_fns}
+    for t in ts:
+        x_t, t_batch, y = noised_samples(mixture, schedule, int(t), n, generator)
+        for name, fn in log_prob_fns.items():
+            out[name]["accuracy"].append(accuracy(fn, x_t, t_batch, y))
+            out[name]["cross_entropy"].append(cross_entropy(fn, x_t, t_batch, y))
+    return out
+
+
+def gradient_error(log_prob_fn: LogProbFn, reference_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor,
+                   y: torch.Tensor | int) -> dict[str, float]:
+    """How far ``g = grad_x log p(y | x_t)`` of ``log_prob_fn`` is from ``g*`` of ``reference_fn``
+    (typically the exact posterior), over the points ``x [B, 2]``:
+
+    - ``relative_error = E||g - g*||^2 / E||g*||^2`` (0 is perfect, 1 is as bad as ``g = 0``);
+    - ``cosine``: the mean cosine of the angle between ``g`` and ``g*`` (1: same directions).
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError("x must be a tensor [B, d] with B >= 1")
+    g = classifier_log_prob_grad(log_prob_fn, x, t, y).double()
+    g_ref = classifier_log_prob_grad(reference_fn, x.double(), t, y).double()
+    relative = ((g - g_ref) ** 2).sum(1).mean() / (g_ref**2).sum(1).mean().clamp_min(1e-300)
+    cosine = torch.nn.functional.cosine_similarity(g, g_ref, dim=1, eps=1e-12).mean()
+    return {"relative_error": float(relative), "cosine": float(cosine)}
+
+
+def median_seconds(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 3,
+                   clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed ones.
+
+    ``clock`` is wall-clock time by default; ``time.process_time`` counts only the CPU
+    time of this process, so other programs on a busy machine do not inflate it."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return statistics.median(times)
+
+
+def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | int, schedule: Schedule,
+                     x: torch.Tensor, t: int, *, repeats: int = 30) -> dict[str, float]:
+    """What classifier guidance adds to one sampling step at time step ``t`` on the batch ``x``.
+
+    Median CPU seconds (``time.process_time``: the work done, not the time spent waiting
+    for a busy machine) of: ``unguided``, one call ``eps_fn(x, t)``; ``classifier_forward``,
+    one call of ``log_prob_fn`` alone; ``classifier_gradient``, its forward and backward
+    pass (``grad_x log p(y | x_t)``); ``guided``, one classifier-guided step (``eps_fn`` plus
+    the gradient). Everything runs as the sampler runs it, under ``torch.no_grad``
+    (autograd is switched back on for the gradient only), the four calls interleaved.
+    ``ratio = guided / unguided``."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
+        raise ValueError(f"t must be an integer time step in 0..{schedule.T - 1}, got {t!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
+    guided = classifier_guidance(eps_fn, log_prob_fn, y, 1.0, schedule)
+    calls = {"unguided": lambda: eps_fn(x, t_batch),
+             "classifier_forward": lambda: log_prob_fn(x, t_batch),
+             "classifier_gradient": lambda: classifier_log_prob_grad(log_prob_fn, x, t_batch, y),
+             "guided": lambda: guided(x, t_batch)}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    with torch.no_grad():
+        for i in range(repeats + 3):  # 3 warm-up rounds first
+            for name, call in calls.items():
+                start = time.process_time()
+                call()
+                if i >= 3:
+                    times[name].append(time.process_time() - start)
+    out = {name: statistics.median(ts) for name, ts in times.items()}
+    out["ratio"] = out["guided"] / out["unguided"]
+    return out
+
+
+def sample_summary(x0: torch.Tensor, mixture: GaussianMixture2D, y: int, reference: torch.Tensor,
+                   extent: Sequence[float] = (-4.5, 4.5, -4.5, 4.5)) -> dict[str, float]:
+    """What a set of guided samples ``x0 [n, 2]`` looks like against class ``y`` of the mixture:
+
+    - ``p_y``: the mean exact ``p(y | x0)`` (1: every sample is unmistakably class ``y``);
+    - ``sw``: sliced-Wasserstein distance to ``reference``, exact samples of ``p(x | y)``;
+    - ``spread``: mean distance between two samples (the diversity);
+    - ``off_plot``: how many samples lie outside ``extent``.
+    """
+    if not isinstance(x0, torch.Tensor) or x0.ndim != 2 or x0.shape[1] != 2:
+        raise ValueError("x0 must be a tensor of shape [n, 2]")
+    check_labels(y, 1, mixture.num_classes)
+    e = [float(v) for v in extent]
+    if len(e) != 4 or not all(math.isfinite(v) for v in e) or e[0] >= e[1] or e[2] >= e[3]:
+        raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax, got {extent!r}")
+    finite = torch.isfinite(x0).all(dim=1)
+    inside = finite & (x0[:, 0] >= e[0]) & (x0[:, 0] <= e[1]) & (x0[:, 1] >= e[2]) & (x0[:, 1] <= e[3])
+    kept = x0[finite]
+    return {"p_y": float(mixture.posterior(kept)[:, y].mean()),
+            "sw": metrics.sliced_wasserstein(kept, reference),
+            "spread": metrics.mean_pairwise_distance(kept),
+            "off_plot": int((~inside).sum())}

@@ -1,0 +1,119 @@
+"""Classifier diagnostics against closed forms: the exact posterior is the Bayes classifier
+at every t, uniform guesses cost log K nats, a doubled log-probability doubles the gradient."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib import classifier_diagnostics as cd
+from course_lib import diffusion, toy
+
+MIX = toy.anisotropic()
+S = diffusion.make_schedule("linear", 1000)
+EXACT = MIX.log_posterior_fn(S)
+ORACLE_CLF = toy.OracleClassifier(MIX, S)
+
+
+def uniform(x, t):
+    return torch.full((x.shape[0], 3), -math.log(3.0), dtype=x.dtype) + 0 * x[:, :1]
+
+
+def test_fixed_time_classifier_reads_every_input_at_t0():
+    clf = cd.FixedTimeClassifier(ORACLE_CLF, t0=0)
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    t = torch.full((50,), 700)
+    torch.testing.assert_close(clf(x, t), ORACLE_CLF(x, torch.zeros_like(t)))
+    assert not torch.allclose(clf(x, t), ORACLE_CLF(x, t))
+    torch.testing.assert_close(clf.log_prob_fn()(x, t).exp().sum(1), torch.ones(50))
+    assert clf.num_classes == 3 and clf.T == 1000
+    with pytest.raises(ValueError, match="t0 must"):
+        cd.FixedTimeClassifier(ORACLE_CLF, t0=-1)
+
+
+def test_exact_posterior_accuracy_is_the_bayes_accuracy():
+    # Bayes accuracy = E[max_k p(k | x_t)]: estimate it from the same samples two ways
+    x_t, t, y = cd.noised_samples(MIX, S, 300, 20_000, torch.Generator().manual_seed(1))
+    posterior = MIX.noised(S.alpha_bars[300].item()).posterior(x_t)
+    acc = cd.accuracy(EXACT, x_t, t, y)
+    assert abs(acc - posterior.max(1).values.mean().item()) < 0.01
+    assert cd.accuracy(lambda x, tt: torch.log(torch.nn.functional.one_hot(y, 3).double() + 1e-9), x_t, t, y) == 1.0
+
+
+def test_cross_entropy_of_uniform_and_exact():
+    x_t, t, y = cd.noised_samples(MIX, S, 200, 20_000, torch.Generator().manual_seed(2))
+    assert cd.cross_entropy(uniform, x_t, t, y) == pytest.approx(math.log(3), abs=1e-6)
+    # the exact posterior's cross-entropy is the conditional entropy H(Y | X_t) = E[entropy of p(. | x_t)]
+    p = MIX.noised(S.alpha_bars[200].item()).posterior(x_t)
+    entropy = -(p * p.clamp_min(1e-300).log()).sum(1).mean().item()
+    assert cd.cross_entropy(EXACT, x_t, t, y) == pytest.approx(entropy, abs=0.02)
+
+
+def test_metrics_vs_t_shares_samples_and_falls_to_the_majority_class():
+    out = cd.metrics_vs_t({"exact": EXACT, "copy": EXACT, "uniform": uniform}, MIX, S, [0, 300, 999], n=4000)
+    assert out["exact"] == out["copy"]  # the same samples for every classifier
+    acc = out["exact"]["accuracy"]
+    assert acc[0] > acc[1] > acc[2] and abs(acc[2] - MIX.weights.max().item()) < 0.03
+    assert out["uniform"]["cross_entropy"] == pytest.approx([math.log(3)] * 3, abs=1e-6)
+    with pytest.raises(ValueError, match="log_prob_fns"):
+        cd.metrics_vs_t({}, MIX, S, [0])
+
+
+def test_gradient_error_closed_forms():
+    x_t, t, _ = cd.noised_samples(MIX, S, 400, 500, torch.Generator().manual_seed(3))
+    same = cd.gradient_error(EXACT, EXACT, x_t, t, 2)
+    assert same["relative_error"] < 1e-10 and same["cosine"] == pytest.approx(1.0)
+    doubled = cd.gradient_error(lambda x, tt: 2 * EXACT(x, tt), EXACT, x_t, t, 2)  # g = 2 g*
+    assert doubled["relative_error"] == pytest.approx(1.0, rel=1e-5) and doubled["cosine"] == pytest.approx(1.0)
+    flipped = cd.gradient_error(lambda x, tt: -EXACT(x, tt), EXACT, x_t, t, 2)  # g = -g*
+    assert flipped["relative_error"] == pytest.approx(4.0, rel=1e-5) and flipped["cosine"] == pytest.approx(-1.0)
+
+
+def test_noised_samples_follow_the_noised_mixture_and_check_t():
+    x_t, t, y = cd.noised_samples(MIX, S, 999, 4000, torch.Generator().manual_seed(4))
+    assert x_t.shape == (4000, 2) and t.dtype == torch.long and (t == 999).all() and y.shape == (4000,)
+    assert abs(x_t.std().item() - 1.0) < 0.05  # alpha_bar_999 ~ 0: x_t is standard normal
+    x_2, _, y_2 = cd.noised_samples(MIX, S, 0, 500, torch.Generator().manual_seed(4), y=2)
+    assert (y_2 == 2).all() and (MIX.posterior(x_2)[:, 2] > 0.5).float().mean() > 0.9
+    for bad in (-1, 1000, 2.5, True):
+        with pytest.raises(ValueError, match="t must"):
+            cd.noised_samples(MIX, S, bad, 10)
+
+
+def test_label_and_shape_checks():
+    x_t, t, y = cd.noised_samples(MIX, S, 10, 20)
+    with pytest.raises(ValueError, match="y must"):
+        cd.accuracy(EXACT, x_t, t, y[:5])
+    with pytest.raises(ValueError, match="y must lie in 0..2"):
+        cd.accuracy(EXACT, x_t, t, y + 3)
+    with pytest.raises(ValueError, match="t must"):
+        cd.cross_entropy(EXACT, x_t, t.float(), y)
+
+
+def test_median_seconds_and_step_cost():
+    calls = []
+    assert cd.median_seconds(lambda: calls.append(1), repeats=5, warmup=2) >= 0 and len(calls) == 7
+    with pytest.raises(ValueError, match="repeats"):
+        cd.median_seconds(lambda: None, repeats=0)
+    ticks = iter(range(100))
+    assert cd.median_seconds(lambda: None, repeats=3, warmup=0, clock=lambda: float(next(ticks))) == 1.0
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(5))
+    cost = cd.guided_step_cost(MIX.eps_fn(S), EXACT, 1, S, x, 500, repeats=5)
+    assert set(cost) == {"unguided", "classifier_forward", "classifier_gradient", "guided", "ratio"}
+    assert cost["ratio"] == pytest.approx(cost["guided"] / cost["unguided"]) and cost["ratio"] > 1
+    with pytest.raises(ValueError, match="t must"):
+        cd.guided_step_cost(MIX.eps_fn(S), EXACT, 1, S, x, 1000)
+
+
+def test_sample_summary_on_exact_class_samples():
+    x, _ = MIX.sample(2000, y=2, generator=torch.Generator().manual_seed(6))
+    ref, _ = MIX.sample(2000, y=2, generator=torch.Generator().manual_seed(7))
+    s = cd.sample_summary(x, MIX, 2, ref)
+    assert s["p_y"] > 0.9 and s["sw"] < 0.1 and s["off_plot"] == 0
+    # mean distance of two independent N(mu, S) draws: about sqrt(2) * the scale of S
+    assert 1.0 < s["spread"] < 2.5
+    far = x.clone()
+    far[:10] += 100.0
+    assert cd.sample_summary(far, MIX, 2, ref)["off_plot"] == 10
+    with pytest.raises(ValueError, match="y must lie"):
+        cd.sample_summary(x, MIX, 3, ref)
