@@ -2,17 +2,21 @@
 
 Each explorer draws a useful static figure at its default value (so a headless
 run shows something), and on a slider move it calls ``render``, updates the
-existing artists in place (``set_offsets``, ``set_data``) and redraws. Every
+existing artists in place (``set_offsets``) and redraws only them over a cached
+background (blitting), shown as a PNG image widget. Every
 guidance readout shows both conventions of DESIGN.md section 2: ``w`` and
 ``gamma = 1 + w``.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from typing import Callable
 
-import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 import torch
 
 from . import diffusion, guidance
@@ -96,7 +100,10 @@ class ScatterExplorer:
         self.render, self.symbol, self.value_range, self.seed = render, symbol, value_range, seed
         self.value = value
         data = render(value, seed)
-        self.fig, axes = plt.subplots(1, len(data), figsize=(4.2 * len(data), 4.4), squeeze=False)
+        # a figure outside pyplot: the notebook shows it only through the widget's image
+        self.fig = Figure(figsize=(4.2 * len(data), 4.4), dpi=100)
+        FigureCanvasAgg(self.fig)
+        axes = self.fig.subplots(1, len(data), squeeze=False)
         self.axes = dict(zip(data, axes[0]))
         self.artists = {}
         for key, ax in self.axes.items():
@@ -109,22 +116,52 @@ class ScatterExplorer:
             ax.legend(loc="lower right", fontsize=8)
         self.suptitle = self.fig.suptitle(weight_readout(symbol, value))
         self.fig.tight_layout()
+        self._background = self._capture_background()
+        self.png = self._encode_png()
+
+    def _moving(self) -> list:
+        return [*self.artists.values(), self.suptitle]
+
+    def _capture_background(self):
+        """Draw everything that never moves (axes, contours, legends) once and keep the pixels."""
+        for artist in self._moving():
+            artist.set_visible(False)
+        self.fig.canvas.draw()
+        background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for artist in self._moving():
+            artist.set_visible(True)
+        self.fig.canvas.draw()
+        return background
+
+    def _encode_png(self) -> bytes:
+        """The canvas as PNG bytes, for the widget's image."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
 
     def update(self, value: float) -> float:
-        """Re-render at ``value``, move the existing points, redraw; return the seconds taken."""
+        """Re-render at ``value``, move the existing points, redraw only them over the
+        cached background (blitting), encode the PNG; return the seconds taken."""
         start = time.perf_counter()
         data = self.render(value, self.seed)
         for key, points in data.items():
             self.artists[key].set_offsets(points.numpy())
         self.suptitle.set_text(weight_readout(self.symbol, value))
-        self.fig.canvas.draw()
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        for key, artist in self.artists.items():
+            self.axes[key].draw_artist(artist)
+        self.fig.draw_artist(self.suptitle)
+        canvas.blit(self.fig.bbox)
+        self.png = self._encode_png()
         self.value = value
         return time.perf_counter() - start
 
     def widget(self):
         """The slider, its readout and the figure, wired together (needs ipywidgets)."""
         import ipywidgets as W
-        from IPython.display import display
 
         lo, hi, step = self.value_range
         label = "w" if self.symbol == "w" else "γ"
@@ -132,17 +169,12 @@ class ScatterExplorer:
                                continuous_update=True, readout_format=".2f",
                                layout=W.Layout(width="60%"))
         readout = W.Label(weight_readout(self.symbol, self.value))
-        out = W.Output()
-        with out:
-            display(self.fig)
-        plt.close(self.fig)  # shown through the Output widget only
+        image = W.Image(value=self.png, format="png")
 
         def on_change(change) -> None:
             self.update(change["new"])
             readout.value = weight_readout(self.symbol, change["new"])
-            with out:
-                out.clear_output(wait=True)
-                display(self.fig)
+            image.value = self.png
 
         slider.observe(on_change, names="value")
-        return W.VBox([W.HBox([slider, readout]), out])
+        return W.VBox([W.HBox([slider, readout]), image])

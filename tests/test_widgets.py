@@ -55,8 +55,9 @@ def test_explorer_updates_artists_in_place():
     explorer = widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=0.0,
                                        titles={"learned": "learned", "exact": "exact"})
     artists = dict(explorer.artists)
-    before = artists["exact"].get_offsets().copy()
+    before, png_before = artists["exact"].get_offsets().copy(), explorer.png
     seconds = explorer.update(3.0)
+    assert explorer.png.startswith(b"\x89PNG") and explorer.png != png_before
     assert explorer.artists == artists  # same artist objects
     assert seconds > 0 and not (artists["exact"].get_offsets() == before).all()
     torch.testing.assert_close(torch.as_tensor(np.asarray(artists["exact"].get_offsets()), dtype=torch.float32),
@@ -66,5 +67,6 @@ def test_explorer_updates_artists_in_place():
     slider = box.children[0].children[0]
     slider.value = 1.5
     assert explorer.value == 1.5 and "1.5" in box.children[0].children[1].value
+    assert box.children[1].value == explorer.png  # the image widget shows the new frame
     with pytest.raises(ValueError, match="value must lie"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=7.0, titles={})
