@@ -6,8 +6,8 @@ the null label, ``classifier(x, t) -> logits [B, K]``.
 
 The conditioning (time, and label for the denoiser) does not depend on ``x``, and
 a sampler's batch shares one ``t``: there it is computed once per distinct label
-and gathered (:func:`shared_rows`), which halves the cost of a sampling step
-without changing the result. Training batches, whose ``t`` differ, take the
+and gathered (:func:`shared_rows`), which saves about a third of a sampling
+step without changing the result. Training batches, whose ``t`` differ, take the
 direct path.
 """
 
@@ -43,7 +43,8 @@ def shared_rows(t: torch.Tensor, y: torch.Tensor | None = None):
 
 
 def _gather(rows: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-    return rows if index is None else rows[index]
+    """``rows[index]``; ``index_select`` is several times faster than fancy indexing on the CPU."""
+    return rows if index is None else torch.index_select(rows, 0, index)
 
 
 def check_model_inputs(x: torch.Tensor, t: torch.Tensor, T: int, feature_shape: tuple[int, ...]) -> None:

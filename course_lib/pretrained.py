@@ -37,6 +37,7 @@ from torch import nn
 from .diffusion import Schedule, make_schedule
 from .models import ConditionalMLP, NoisyClassifier2D
 from .toy import GaussianMixture2D
+from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = "manifest.json"
@@ -77,6 +78,9 @@ def register(name: str, builder: Callable[..., nn.Module], command: str) -> Entr
 
 register("toy_cfg", ConditionalMLP, "python -m course_lib.train toy")
 register("toy_classifier", NoisyClassifier2D, "python -m course_lib.train toy")
+register("mnist_cfg", ConditionalUNet, "python -m course_lib.train mnist")
+register("mnist_classifier", NoisyImageClassifier, "python -m course_lib.train mnist")
+register("mnist_judge", ImageClassifier, "python -m course_lib.train mnist")  # evaluation only, never guidance
 
 
 @dataclass
@@ -193,6 +197,9 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

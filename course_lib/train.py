@@ -10,6 +10,7 @@ The shipped weights (``course_lib/weights``, read by :mod:`course_lib.pretrained
 come from recipes run on the command line, one thread, seeded::
 
     python -m course_lib.train toy              # toy_cfg and toy_classifier, about a minute
+    python -m course_lib.train mnist            # mnist_judge, mnist_cfg, mnist_classifier (course_lib.digits)
     python -m course_lib.train toy --seed 1 --out /tmp/w   # another seed, another folder
     python -m course_lib.train --help
 
@@ -68,6 +69,16 @@ def _check_common(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | No
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
 
 
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has one for the device (the CPU since
+    torch 2.4; about 12% faster per step for our small nets), else the foreach one."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 def _cosine_lr(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     """Cosine decay of the learning rate to 10% of its start over ``steps``."""
     return torch.optim.lr_scheduler.LambdaLR(
@@ -113,7 +124,7 @@ def train_diffusion(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | 
     paired = 0 < n_null < batch_size
     ema = copy.deepcopy(model).requires_grad_(False) if ema_decay else None
     params, ema_params = list(model.parameters()), list(ema.parameters()) if ema is not None else []
-    optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
+    optimizer = _adam(params, lr)
     scheduler = _cosine_lr(optimizer, steps)
     history, start = TrainHistory(), time.perf_counter()
     model.train()
@@ -158,7 +169,7 @@ def train_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, 
         raise ValueError("y must be given: a classifier needs labels")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    optimizer = _adam(model.parameters(), lr)
     scheduler = _cosine_lr(optimizer, steps)
     history, start = TrainHistory(), time.perf_counter()
     model.train()
@@ -191,13 +202,14 @@ def train_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, 
 class ToyCFGConfig:
     """The ``toy_cfg`` recipe. ``steps * batch_size`` fresh points are drawn from the
     mixture (no example is reused), the dropped labels are paired with conditional
-    copies (``paired_dropout``), and the EMA weights are kept. About 40 s on one thread.
+    copies (``paired_dropout``), and the EMA weights are kept. About 45 s on one thread.
     Strong guidance (``w = 3``) visits sparse regions of ``x_t`` where the network
-    converges last; 6000 steps left some seeds there at twice the error of 8000."""
+    converges last: with 6000 steps some seeds were twice as far from the exact CFG
+    samples at ``w = 3`` as with 9000."""
 
     width: int = 64
     depth: int = 3
-    steps: int = 8000
+    steps: int = 9000
     batch_size: int = 512
     lr: float = 3e-3
     p_uncond: float = 0.2
@@ -372,6 +384,19 @@ def _toy(args: argparse.Namespace, command: str) -> list[Path]:
     meta = {**_common_meta(args, command, history, TOY_CLASSIFIER), **common, "arch": arch,
             "accuracy": report, "cpu_seconds": round(cpu, 1)}
     paths.append(pretrained.save("toy_classifier", clf, meta, command=command, root=args.out))
+    for path in paths:
+        say(f"wrote {path}")
+    return paths
+
+
+@recipe("mnist", "the MNIST models mnist_cfg, mnist_classifier and the judge mnist_judge "
+                 "(about 25 minutes on an idle 2-core CPU)")
+def _mnist(args: argparse.Namespace, command: str) -> list[Path]:
+    from . import digits  # digits imports this module
+
+    say = (lambda *a: None) if args.quiet else print
+    paths = digits.train_all(digits.DigitsRecipe(seed=args.seed), root=args.out, command=command,
+                             progress=not args.quiet, say=say)
     for path in paths:
         say(f"wrote {path}")
     return paths

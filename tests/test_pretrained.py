@@ -3,6 +3,7 @@ against the exact mixture (a cheaper version of the targets in ``python -m
 course_lib.train toy``'s docstring)."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -113,6 +114,9 @@ def test_save_round_trips_and_updates_manifest_atomically(tmp_path) -> None:
     path = pretrained.save("toy_classifier", model, meta, command="python -m course_lib.train toy --seed 0",
                            root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "toy_classifier.pt"]  # no temp files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     assert pretrained.read_manifest(tmp_path)["toy_classifier.pt"]["sha256"] == pretrained.sha256(path)
     loaded = pretrained.load("toy_classifier", root=tmp_path)
     assert loaded.meta["command"] == "python -m course_lib.train toy --seed 0"
@@ -149,7 +153,9 @@ def _sw_and_floor(learned_fn, exact_fn, schedule, seed):
 
 @pytest.mark.parametrize("w", [0.0, 3.0])
 def test_learned_cfg_matches_exact_cfg(cfg, w) -> None:
-    """Within 2x the noise floor plus 5% of the data's scale, for every class."""
+    """Within 2x the noise floor plus 5% of the data's scale, for every class. Both sides
+    go through the same 20-step sampler (at w = 0 too: 20 DDIM steps of the exact
+    denoiser are themselves ~0.14 from p(x | y), which would hide the model's error)."""
     mix, schedule = cfg.meta["mixture"], cfg.schedule
     scale = mix.sample(20_000, generator=torch.Generator().manual_seed(0))[0].std(0).mean().item()
     with torch.no_grad():
