@@ -1,0 +1,817 @@
+"""The MNIST track: training recipes, guided digit grids, their metrics and sweeps.
+
+Three networks, each trained by a recipe here (``python -m course_lib.train mnist``
+runs them all and writes the shipped weights):
+
+- ``mnist_cfg``: a :class:`~course_lib.unet.ConditionalUNet` trained with label
+  dropout, so one network gives ``eps(x_t, y)`` and ``eps(x_t, null)`` for
+  classifier-free guidance (Ho & Salimans 2021, Algorithm 1);
+- ``mnist_classifier``: a :class:`~course_lib.unet.NoisyImageClassifier`
+  ``p_phi(y | x_t, t)`` for classifier guidance (Dhariwal & Nichol 2021);
+- ``mnist_judge``: an :class:`~course_lib.unet.ImageClassifier` trained on
+  clean digits only. It never steers sampling; it only grades it: judged
+  accuracy, and the features for a Frechet distance (Heusel et al. 2017).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, diffusion, guidance, metrics, train
+from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (1, 28, 28)
+COMMAND = "python -m course_lib.train mnist"
+
+
+# --------------------------------------------------------------------------- recipes
+
+@dataclass(frozen=True)
+class DigitsRecipe:
+    """Everything that decides the three MNIST networks; the shipped weights use the defaults.
+
+    ``quick()`` is the from-scratch recipe for a lesson run with
+    ``TRAIN_FROM_SCRATCH = True``: fewer steps, the same everything else."""
+
+    seed: int = 0
+    schedule: str = "linear"
+    T: int = 1000
+    base_channels: int = 32
+    emb_dim: int = 64
+    # conditional U-Net (label dropout for CFG)
+    steps: int = 6000
+    batch_size: int = 128
+    lr: float = 2e-3
+    p_uncond: float = 0.15
+    ema_decay: float = 0.999
+    # noise-aware classifier for classifier guidance
+    classifier_steps: int = 4000
+    classifier_batch_size: int = 128
+    classifier_lr: float = 2e-3
+    # the clean judge (evaluation only)
+    judge_steps: int = 2000
+    judge_batch_size: int = 128
+    judge_lr: float = 1e-3
+    judge_shift: int = 2
+
+    def __post_init__(self) -> None:
+        counts = ("T", "steps", "batch_size", "classifier_steps", "classifier_batch_size", "judge_steps",
+                  "judge_batch_size")
+        for name in ("seed", "judge_shift", *counts):
+            value, low = getattr(self, name), 1 if name in counts else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("lr", "classifier_lr", "judge_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.p_uncond <= 1:
+            raise ValueError(f"p_uncond must lie in [0, 1], got {self.p_uncond!r}")
+        if not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}")
+
+    @classmethod
+    def quick(cls) -> DigitsRecipe:
+        """The from-scratch recipe that fits in about ten minutes on a 2-core CPU."""
+        return cls(steps=4000, classifier_steps=1500, judge_steps=1000)
+
+    def make_schedule(self) -> diffusion.Schedule:
+        return diffusion.make_schedule(self.schedule, self.T)
+
+
+def _meta(recipe: DigitsRecipe, arch: dict, steps: int, seconds: float, cpu_seconds: float, x: torch.Tensor,
+          **extra) -> dict:
+    """Plain-data meta for :func:`course_lib.pretrained.save`: how and where a model was trained
+    (``seconds`` of wall-clock time, ``cpu_seconds`` of CPU time: on a shared machine they differ)."""
+    return {"arch": arch, "schedule": {"kind": recipe.schedule, "T": recipe.T}, "command": COMMAND,
+            "seed": recipe.seed, "steps": steps, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+            "threads": torch.get_num_threads(),
+            "data_source": data.last_source(), "num_train": int(x.shape[0]), "torch": str(torch.__version__),
+            "machine": platform.machine(), "recipe": asdict(recipe), **extra}
+
+
+def _seeded(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """``build()`` with initial weights drawn from ``seed``, leaving torch's global generator as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images ``[N, 1, 28, 28]`` in ``[-1, 1]`` and labels ``[N]`` (see :mod:`course_lib.data`)."""
+    return data.load_mnist(split)
+
+
+def train_mnist_cfg(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
+                    progress: bool = True) -> tuple[ConditionalUNet, dict]:
+    """Train the conditional U-Net with label dropout ``p_uncond`` (one network for CFG).
+
+    Uses :func:`course_lib.train.train_diffusion` (DDPM loss, Adam, cosine decay,
+    EMA weights). Returns the model in eval mode and its meta."""
+    _check_digits(x0, y)
+    arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
+            "emb_dim": recipe.emb_dim}
+    model = _seeded(recipe.seed, lambda: ConditionalUNet(**arch))
+    cpu = time.process_time()
+    history = train.train_diffusion(model, x0, y, recipe.make_schedule(), steps=recipe.steps,
+                                    batch_size=recipe.batch_size, lr=recipe.lr, p_uncond=recipe.p_uncond,
+                                    ema_decay=recipe.ema_decay,
+                                    generator=torch.Generator().manual_seed(recipe.seed), progress=progress,
+                                    desc="mnist_cfg")
+    cpu = time.process_time() - cpu
+    tail = history.losses[-200:]
+    meta = _meta(recipe, arch, recipe.steps, history.seconds, cpu, x0, batch_size=recipe.batch_size, lr=recipe.lr,
+                 p_uncond=recipe.p_uncond, ema_decay=recipe.ema_decay, final_loss=sum(tail) / len(tail))
+    return model, meta
+
+
+def train_mnist_classifier(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
+                           progress: bool = True) -> tuple[NoisyImageClassifier, dict]:
+    """Train the noise-aware classifier ``p_phi(y | x_t, t)`` with
+    :func:`course_lib.train.train_classifier` (``t`` uniform, cross-entropy)."""
+    _check_digits(x0, y)
+    arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
+            "emb_dim": recipe.emb_dim}
+    model = _seeded(recipe.seed + 1, lambda: NoisyImageClassifier(**arch))
+    cpu = time.process_time()
+    history = train.train_classifier(model, x0, y, recipe.make_schedule(), noisy=True,
+                                     steps=recipe.classifier_steps, batch_size=recipe.classifier_batch_size,
+                                     lr=recipe.classifier_lr,
+                                     generator=torch.Generator().manual_seed(recipe.seed + 1), progress=progress,
+                                     desc="mnist_classifier")
+    cpu = time.process_time() - cpu
+    tail = history.accuracies[-200:]
+    meta = _meta(recipe, arch, recipe.classifier_steps, history.seconds, cpu, x0,
+                 batch_size=recipe.classifier_batch_size, lr=recipe.classifier_lr,
+                 final_batch_accuracy=sum(tail) / len(tail))
+    return model, meta
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image ``[B, 1, 28, 28]`` by up to ``max_shift`` pixels each way, filling with
+    background (-1): the judge should not care where on the canvas a digit sits."""
+    if max_shift == 0:
+        return x
+    pad = F.pad(x, (max_shift,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2, x.shape[0]), generator=generator)
+    rows = (dy[:, None] + torch.arange(28))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(28))[:, None, None, :]
+    return pad[torch.arange(x.shape[0])[:, None, None, None], torch.zeros(1, dtype=torch.long)[:, None, None],
+               rows, cols]
+
+
+def train_judge(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
+                progress: bool = True) -> tuple[ImageClassifier, dict]:
+    """Train the clean judge :class:`~course_lib.unet.ImageClassifier` on clean digits with random shifts.
+
+    A small loop of its own: :func:`course_lib.train.train_classifier` feeds
+    ``model(x, t)`` and cannot augment, and the judge takes no ``t``."""
+    from tqdm.auto import tqdm
+
+    _check_digits(x0, y)
+    generator = torch.Generator().manual_seed(recipe.seed + 2)
+    model = _seeded(recipe.seed + 2, lambda: ImageClassifier(num_classes=NUM_CLASSES))
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.judge_lr)
+    scheduler = train._cosine_lr(optimizer, recipe.judge_steps)
+    start, cpu, accs = time.perf_counter(), time.process_time(), []
+    model.train()
+    for _ in tqdm(range(recipe.judge_steps), desc="mnist_judge", disable=not progress):
+        idx = torch.randint(x0.shape[0], (recipe.judge_batch_size,), generator=generator)
+        xb = random_shift(x0[idx], recipe.judge_shift, generator)
+        logits = model(xb)
+        loss = F.cross_entropy(logits, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        accs.append((logits.argmax(1) == y[idx]).float().mean().item())
+    model.eval()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    meta = _meta(recipe, {"num_classes": NUM_CLASSES, "feature_dim": model.feature_dim}, recipe.judge_steps,
+                 seconds, cpu, x0, batch_size=recipe.judge_batch_size, lr=recipe.judge_lr, shift=recipe.judge_shift,
+                 final_batch_accuracy=sum(accs[-200:]) / len(accs[-200:]))
+    return model, meta
+
+
+def _check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x0") -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE or \
+            not x.is_floating_point() or x.shape[0] < 1:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a float tensor [N, 1, 28, 28] of digits in [-1, 1], got {got}")
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.long or tuple(y.shape) != (x.shape[0],):
+            raise ValueError(f"y must be a long tensor [{x.shape[0]}] of labels in 0..9")
+        if y.numel() and (y.min() < 0 or y.max() >= NUM_CLASSES):
+            raise ValueError(f"y must lie in 0..9, got values in {int(y.min())}..{int(y.max())}")
+
+
+def train_all(recipe: DigitsRecipe = DigitsRecipe(), *, root=None, command: str = COMMAND,
+              progress: bool = True, say: Callable[..., None] = print, eval_per_class: int = 50,
+              eval_steps: int = 50) -> list:
+    """Train the judge, ``mnist_cfg`` and ``mnist_classifier`` from ``recipe`` and write them
+    with :func:`course_lib.pretrained.save` (to ``root``, default the shipped weights folder),
+    recording ``command`` (the command line that called this) in each file's meta and the
+    manifest. ``python -m course_lib.train mnist`` runs this. Returns the paths written.
+
+    The judge comes first so that ``mnist_cfg``'s meta can record the judged accuracy
+    its samples reach (``eval_per_class`` per digit, DDIM ``eval_steps``, ``w = 0, 1, 3``)."""
+    from . import pretrained
+
+    x, y = load_digits("train")
+    x_test, y_test = load_digits("test")
+    schedule = recipe.make_schedule()
+    paths = []
+
+    judge, meta = train_judge(x, y, recipe, progress=progress)
+    meta["test_accuracy"] = judged_accuracy(judge, x_test, y_test)
+    paths.append(pretrained.save("mnist_judge", judge, meta, command=command, root=root))
+    say(f"mnist_judge: {meta['seconds']:.0f} s, accuracy on the {len(x_test)} test digits {meta['test_accuracy']:.3f}")
+
+    model, meta = train_mnist_cfg(x, y, recipe, progress=progress)
+    x_T, labels = grid_noise(eval_per_class, seed=recipe.seed + 1000), grid_labels(eval_per_class)
+    by_w = {f"{w:g}": judged_accuracy(judge, cfg_grid(model, w, x_T, eval_steps, schedule=schedule), labels)
+            for w in (0.0, 1.0, 3.0)}
+    meta["judged_accuracy"] = {"by_w": by_w, "per_class": eval_per_class, "ddim_steps": eval_steps}
+    paths.append(pretrained.save("mnist_cfg", model, meta, command=command, root=root))
+    say(f"mnist_cfg: {meta['seconds']:.0f} s; judged accuracy (DDIM {eval_steps}, {eval_per_class} per digit) "
+        + ", ".join(f"w={w}: {a:.3f}" for w, a in by_w.items()))
+
+    classifier, meta = train_mnist_classifier(x, y, recipe, progress=progress)
+    meta["test_accuracy_by_t"] = noisy_accuracy(classifier, x_test, y_test, schedule)
+    paths.append(pretrained.save("mnist_classifier", classifier, meta, command=command, root=root))
+    say(f"mnist_classifier: {meta['seconds']:.0f} s; test accuracy by t "
+        + ", ".join(f"{t}: {a:.3f}" for t, a in meta["test_accuracy_by_t"].items()))
+    return paths
+
+
+@torch.no_grad()
+def noisy_accuracy(classifier: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, schedule: diffusion.Schedule,
+                   ts: tuple[int, ...] = (0, 100, 250, 500, 750), seed: int = 0) -> dict[str, float]:
+    """Accuracy of a noise-aware classifier on ``x_t = q_sample(x0, t)`` at each ``t`` in ``ts``."""
+    _check_digits(x0, y)
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for t in ts:
+        tt = torch.full((x0.shape[0],), t, dtype=torch.long)
+        x_t = diffusion.q_sample(x0, tt, torch.randn(x0.shape, generator=g), schedule)
+        out[str(t)] = float((classifier(x_t, tt).argmax(1) == y).double().mean())
+    return out
+
+
+# --------------------------------------------------------------------------- grids
+
+def grid_labels(m: int) -> torch.Tensor:
+    """Labels ``[10 * m]``: ``0, 1, ..., 9`` repeated ``m`` times, so a grid drawn ten
+    to a row (``plots.image_grid(images, nrow=10)``) has one digit per column."""
+    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+        raise ValueError(f"m must be a positive integer (samples per digit), got {m!r}")
+    return torch.arange(NUM_CLASSES).repeat(m)
+
+
+def grid_noise(m: int, seed: int = 0) -> torch.Tensor:
+    """Starting noise ``x_T [10 * m, 1, 28, 28]`` drawn from ``seed``: pass the same
+    tensor at every guidance weight to compare weights on the same noise."""
+    grid_labels(m)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return torch.randn((NUM_CLASSES * m, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
+
+
+def _grid_size(x_T: torch.Tensor) -> int:
+    if not isinstance(x_T, torch.Tensor) or x_T.ndim != 4 or tuple(x_T.shape[1:]) != IMAGE_SHAPE \
+            or x_T.shape[0] % NUM_CLASSES or x_T.shape[0] == 0 or not x_T.is_floating_point():
+        got = tuple(x_T.shape) if isinstance(x_T, torch.Tensor) else type(x_T).__name__
+        raise ValueError(f"x_T must be a float tensor [10 * m, 1, 28, 28] (m samples of each digit), got {got}")
+    if not torch.isfinite(x_T).all():
+        raise ValueError("x_T must be finite")
+    return x_T.shape[0] // NUM_CLASSES
+
+
+def _schedule_for(model: torch.nn.Module, schedule: diffusion.Schedule | None) -> diffusion.Schedule:
+    """``schedule``, checked against the model's ``T``; by default the recipe's (linear, the model's T)."""
+    T = getattr(model, "T", None)
+    if schedule is None:
+        return diffusion.make_schedule(DigitsRecipe.schedule, T or DigitsRecipe.T)
+    if not isinstance(schedule, diffusion.Schedule):
+        raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
+    if T is not None and schedule.T != T:
+        raise ValueError(f"schedule has T={schedule.T} but the model was built for T={T}")
+    return schedule
+
+
+def cfg_grid(model: torch.nn.Module, w: float, x_T: torch.Tensor, steps: int = 20, *,
+             schedule: diffusion.Schedule | None = None, eta: float = 0.0) -> torch.Tensor:
+    """Classifier-free guided digits ``[10 * m, 1, 28, 28]`` in ``[-1, 1]`` from noise ``x_T``.
+
+    Sample ``i`` is digit ``i % 10`` (:func:`grid_labels`), drawn with
+    ``eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null)`` (Ho & Salimans 2021, eq. 6)
+    by DDIM over ``steps`` steps (``eta = 0``: deterministic, so the same ``x_T``
+    at two weights shows what the weight alone changes). Clipped to ``[-1, 1]``."""
+    m = _grid_size(x_T)
+    schedule = _schedule_for(model, schedule)
+    eps_fn = guidance.model_cfg_eps_fn(model, grid_labels(m), w, NUM_CLASSES)
+    x0 = diffusion.sample(eps_fn, tuple(x_T.shape), schedule, steps=steps, eta=eta, x_T=x_T)
+    return x0.clamp(-1.0, 1.0)
+
+
+def classifier_log_prob_fn(classifier: torch.nn.Module):
+    """``(x, t) -> log p_phi(y | x_t) [B, 10]`` of a noise-aware classifier ``classifier(x, t) -> logits``."""
+    return lambda x, t: torch.log_softmax(classifier(x, t), dim=1)
+
+
+def classifier_grid(model: torch.nn.Module, classifier: torch.nn.Module, gamma: float, x_T: torch.Tensor,
+                    steps: int = 20, *, schedule: diffusion.Schedule | None = None,
+                    eta: float = 0.0) -> torch.Tensor:
+    """Classifier-guided digits ``[10 * m, 1, 28, 28]`` in ``[-1, 1]`` from noise ``x_T``.
+
+    The unconditional prediction ``eps(x_t, null)`` of ``model`` steered by the
+    noise-aware ``classifier``: ``eps_hat = eps(x_t) - gamma sigma_t grad log p_phi(y | x_t)``
+    (Dhariwal & Nichol 2021, Algorithm 2 in eps form). ``gamma = 0`` is unconditional,
+    ``gamma = 1`` the Bayes conditional. Sample ``i`` is digit ``i % 10``."""
+    m = _grid_size(x_T)
+    schedule = _schedule_for(model, schedule)
+    uncond = guidance.model_eps_fn(model, NUM_CLASSES, NUM_CLASSES)
+    eps_fn = guidance.classifier_guidance(uncond, classifier_log_prob_fn(classifier), grid_labels(m), gamma,
+                                          schedule)
+    x0 = diffusion.sample(eps_fn, tuple(x_T.shape), schedule, steps=steps, eta=eta, x_T=x_T)
+    return x0.clamp(-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- metrics
+
+@torch.no_grad()
+def judge_features(judge: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The judge's penultimate features ``[N, feature_dim]`` of ``images [N, 1, 28, 28]``."""
+    _check_digits(images, name="images")
+    return torch.cat([judge.features(chunk) for chunk in images.split(batch_size)])
+
+
+@torch.no_grad()
+def judged_accuracy(judge: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of ``images`` that the independent ``judge`` classifies as the digit they were asked to be."""
+    _check_digits(images, labels, name="images")
+    logits = torch.cat([judge(chunk) for chunk in images.split(1000)])
+    return float((logits.argmax(1) == labels).double().mean())
+
+
+def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over digits of the mean pairwise pixel distance between samples of that digit
+    (:func:`course_lib.metrics.mean_pairwise_distance`); every digit needs two samples."""
+    _check_digits(images, labels, name="images")
+    per_class = []
+    for k in labels.unique().tolist():
+        members = images[labels == k]
+        if members.shape[0] < 2:
+            raise ValueError(f"labels must give every digit at least 2 samples; digit {k} has 1")
+        per_class.append(metrics.mean_pairwise_distance(members))
+    return sum(per_class) / len(per_class)
+
+
+def feature_frechet(judge: torch.nn.Module, images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Frechet distance in the judge's feature space between ``images`` and ``reference``:
+    a ``[N, 1, 28, 28]`` set of real digits, or their precomputed features ``[M, feature_dim]``
+    (:func:`judge_features`; pass those to score many sample sets against one reference)."""
+    ref = reference if reference.ndim == 2 else judge_features(judge, reference)
+    return metrics.frechet_distance(judge_features(judge, images), ref)
+
+
+def balanced_subset(x: torch.Tensor, y: torch.Tensor, m: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` examples of each digit, ordered like :func:`grid_labels` (sample ``i`` is digit ``i % 10``)."""
+    _check_digits(x, y)
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(NUM_CLASSES):
+        idx = (y == k).nonzero()[:, 0]
+        if idx.numel() < m:
+            raise ValueError(f"m must be at most {idx.numel()} (the examples of digit {k}), got {m}")
+        picks.append(idx[torch.randperm(idx.numel(), generator=g)[:m]])
+    order = torch.stack(picks, dim=1).reshape(-1)
+    return x[order], y[order]
+
+
+# --------------------------------------------------------------------------- sweeps
+
+def _knob_row(kind: str, value: float) -> dict:
+    """Both conventions of DESIGN.md section 2 for one setting: CFG's ``w`` and ``gamma = 1 + w``."""
+    if kind == "cfg":
+        return {"guidance": "cfg", "w": float(value), "gamma": 1.0 + float(value)}
+    return {"guidance": "classifier", "w": float(value) - 1.0, "gamma": float(value)}
+
+
+def sweep(model: torch.nn.Module, judge: torch.nn.Module, reference: torch.Tensor, *,
+          ws: Sequence[float] = (-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0), gammas: Sequence[float] = (),
+          classifier: torch.nn.Module | None = None, m: int = 20, steps: int = 20, seed: int = 0,
+          schedule: diffusion.Schedule | None = None) -> list[dict]:
+    """Quality against diversity on MNIST: one row per guidance setting.
+
+    Every setting samples ``m`` digits of each class from the same noise ``x_T``
+    (:func:`grid_noise` of ``seed``) and reports ``accuracy`` (:func:`judged_accuracy`),
+    ``diversity`` (:func:`within_class_diversity`) and ``frechet``
+    (:func:`feature_frechet` to ``reference``: real digits or their judge features),
+    with ``seconds`` of sampling. CFG rows come from ``ws``; classifier-guidance rows
+    from ``gammas`` (they need the noise-aware ``classifier``). Rows hold both ``w``
+    and ``gamma``."""
+    if gammas and classifier is None:
+        raise ValueError("classifier must be given to sweep gammas (classifier guidance)")
+    schedule = _schedule_for(model, schedule)
+    x_T, labels = grid_noise(m, seed), grid_labels(m)
+    ref = reference if reference.ndim == 2 else judge_features(judge, reference)
+    rows = []
+    settings = [("cfg", w) for w in ws] + [("classifier", g) for g in gammas]
+    for kind, value in settings:
+        start = time.perf_counter()
+        if kind == "cfg":
+            images = cfg_grid(model, value, x_T, steps, schedule=schedule)
+        else:
+            images = classifier_grid(model, classifier, value, x_T, steps, schedule=schedule)
+        seconds = time.perf_counter() - start
+        rows.append({**_knob_row(kind, value), "accuracy": judged_accuracy(judge, images, labels),
+                     "diversity": within_class_diversity(images, labels),
+                     "frechet": feature_frechet(judge, images, ref), "seconds": seconds})
+    return rows
+
+
+def real_digits_row(judge: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor, *,
+                    m: int = 20, seed: int = 0) -> dict:
+    """The same metrics as :func:`sweep` on ``m`` real digits of each class (e.g. the test
+    split): the level a perfect generator would reach with this many samples."""
+    images, labels = balanced_subset(x, y, m, seed)
+    ref = reference if reference.ndim == 2 else judge_features(judge, reference)
+    return {"guidance": "real digits", "w": float("nan"), "gamma": float("nan"),
+            "accuracy": judged_accuracy(judge, images, labels),
+            "diversity": within_class_diversity(images, labels), "frechet": feature_frechet(judge, images, ref),
+            "seconds": 0.0}
+
+
+def tradeoff_metrics_2d(samples: torch.Tensor, target: torch.Tensor, mixture, y: int, k: int = 5) -> dict:
+    """Samples ``[n, 2]`` meant to follow ``p(x | y)`` scored against exact samples ``target``
+    of ``p(x | y)``: k-NN ``precision`` and ``recall`` (Kynkaanniemi et al. 2019),
+    ``diversity`` (mean pairwise distance), ``sw`` (sliced Wasserstein to the target) and
+    ``posterior``, the mean exact ``p(y | x)`` of the samples (the 2-D judge: a perfect classifier)."""
+    precision, recall = metrics.precision_recall(target, samples, k=k)
+    posterior = float(mixture.posterior(samples.double())[:, y].mean())
+    return {"precision": precision, "recall": recall, "diversity": metrics.mean_pairwise_distance(samples),
+            "sw": metrics.sliced_wasserstein(samples, target), "posterior": posterior}
+
+
+def sweep_2d(mixture, schedule: diffusion.Schedule, y: int, *, model: torch.nn.Module | None = None,
+             classifier: torch.nn.Module | None = None, ws: Sequence[float] = (),
+             gammas: Sequence[float] = (), n: int = 1000, steps: int = 50, seed: int = 0,
+             k: int = 5) -> list[dict]:
+    """The 2-D counterpart of :func:`sweep`: :func:`tradeoff_metrics_2d` of guided samples
+    of class ``y`` at each ``w`` (CFG) and ``gamma`` (classifier guidance).
+
+    Each setting is sampled by DDIM (``eta = 0``) from one shared noise ``x_T`` twice:
+    with the exact scores of ``mixture`` (rows ``"model": "exact"``: what a perfect
+    model does under guidance) and, when given, with the learned ``model`` (null
+    label for the unconditional score) and ``classifier`` (``"model": "learned"``).
+    The target is ``n`` exact samples of ``p(x | y)``."""
+    K = mixture.num_classes
+    guidance.check_labels(y, 1, K)
+    if not isinstance(n, int) or n < 2 * k + 2:
+        raise ValueError(f"n must be an integer of at least {2 * k + 2}, got {n!r}")
+    g = torch.Generator().manual_seed(seed)
+    target = mixture.sample(n, y, generator=g)[0]
+    x_T = torch.randn(n, 2, generator=g)
+    exact_uncond, exact_log_post = mixture.eps_fn(schedule), mixture.log_posterior_fn(schedule)
+    rows = []
+    for kind, values in (("cfg", ws), ("classifier", gammas)):
+        for value in values:
+            fns = {}
+            if kind == "cfg":
+                fns["exact"] = guidance.cfg(mixture.eps_fn(schedule, y), exact_uncond, value)
+                if model is not None:
+                    fns["learned"] = guidance.model_cfg_eps_fn(model, y, value, K)
+            else:
+                fns["exact"] = guidance.classifier_guidance(exact_uncond, exact_log_post, y, value, schedule)
+                if model is not None and classifier is not None:
+                    fns["learned"] = guidance.classifier_guidance(guidance.model_eps_fn(model, K, K),
+                                                                  classifier_log_prob_fn(classifier), y, value,
+                                                                  schedule)
+            for name, eps_fn in fns.items():
+                samples = diffusion.sample(eps_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T).float()
+                rows.append({**_knob_row(kind, value), "model": name,
+                             **tradeoff_metrics_2d(samples, target, mixture, y, k)})
+    return rows
+
+
+def rows_where(rows: Sequence[dict], **match) -> list[dict]:
+    """The rows whose entries equal every ``key=value`` in ``match``."""
+    return [r for r in rows if all(r.get(key) == value for key, value in match.items())]
+
+
+def format_rows(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table of sweep rows (numbers to 3 decimals)."""
+    if not rows:
+        raise ValueError("rows must hold at least one row")
+    columns = list(columns or rows[0])
+    cells = [columns] + [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.rjust(wd) for cell, wd in zip(row, widths)) for row in cells)
+
+
+def plot_sweep(rows: Sequence[dict], metric: str, ax=None, *, x: str = "w", label: str | None = None,
+               reference: float | None = None, reference_label: str = "real digits", title: str | None = None,
+               ylabel: str | None = None, **style):
+    """``metric`` against the knob ``x`` (``"w"`` or ``"gamma"``) for sweep rows, one line;
+    ``reference`` draws a dashed horizontal line (e.g. the real digits' value). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if not rows or metric not in rows[0] or x not in rows[0]:
+        raise ValueError(f"rows must be sweep rows holding {metric!r} and {x!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.4, 3.4), layout="constrained")
+    xs, ys = [r[x] for r in rows], [r[metric] for r in rows]
+    style.setdefault("marker", "o")
+    ax.plot(xs, ys, label=label, **style)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle="--", linewidth=1.0, label=reference_label)
+    symbol = {"w": "$w$", "gamma": r"$\gamma$"}.get(x, x)
+    ax.set(xlabel=symbol if x != "w" else r"$w$  ($\gamma = 1 + w$)", ylabel=ylabel or metric)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+# --------------------------------------------------------------------------- explorer
+
+def tile(images: torch.Tensor, nrow: int = NUM_CLASSES, padding: int = 2) -> np.ndarray:
+    """Tile grey images ``[B, 1, H, W]`` in ``[-1, 1]`` into one canvas ``[rows * (H + p) + p,
+    cols * (W + p) + p]`` in ``[0, 1]`` with white gutters, ``nrow`` per row (the
+    layout of :func:`course_lib.plots.image_grid`), for ``imshow`` and ``set_data``."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1 or images.shape[0] < 1:
+        raise ValueError("images must be a tensor [B, 1, H, W]")
+    if not isinstance(nrow, int) or nrow < 1 or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"nrow must be a positive integer and padding a non-negative one, got {nrow!r}, {padding!r}")
+    B, _, H, W = images.shape
+    rows, cols = -(-B // nrow), min(nrow, B)
+    canvas = np.ones((rows * (H + padding) + padding, cols * (W + padding) + padding))
+    pixels = ((images[:, 0].detach().cpu().double() + 1) / 2).clamp(0, 1).numpy()
+    for i, img in enumerate(pixels):
+        r, c = divmod(i, nrow)
+        top, left = padding + r * (H + padding), padding + c * (W + padding)
+        canvas[top:top + H, left:left + W] = img
+    return canvas
+
+
+RenderFn = Callable[[float, int], torch.Tensor]
+
+
+def cfg_render(model: torch.nn.Module, *, m: int = 4, steps: int = 20,
+               schedule: diffusion.Schedule | None = None) -> RenderFn:
+    """``render(w, seed) -> images [10 * m, 1, 28, 28]``: :func:`cfg_grid` from the noise
+    :func:`grid_noise` ``(m, seed)``, so every ``w`` starts from the same noise."""
+    grid_labels(m)
+    schedule = _schedule_for(model, schedule)
+
+    def render(w: float, seed: int = 0) -> torch.Tensor:
+        return cfg_grid(model, w, grid_noise(m, seed), steps, schedule=schedule)
+
+    return render
+
+
+def classifier_render(model: torch.nn.Module, classifier: torch.nn.Module, *, m: int = 4, steps: int = 20,
+                      schedule: diffusion.Schedule | None = None) -> RenderFn:
+    """``render(gamma, seed) -> images [10 * m, 1, 28, 28]``: :func:`classifier_grid` from
+    :func:`grid_noise` ``(m, seed)``."""
+    grid_labels(m)
+    schedule = _schedule_for(model, schedule)
+
+    def render(gamma: float, seed: int = 0) -> torch.Tensor:
+        return classifier_grid(model, classifier, gamma, grid_noise(m, seed), steps, schedule=schedule)
+
+    return render
+
+
+def _key(value: float, seed: int) -> tuple[float, int]:
+    return round(float(value), 6), int(seed)
+
+
+class DigitGridExplorer:
+    """A grid of guided digits under one slider: a thin shell over ``render(value, seed)``.
+
+    The figure shows ``render(value, seed)`` tiled ten digits to a row, titled with
+    :func:`course_lib.widgets.weight_readout`. :meth:`update` changes the image in place
+    (``set_data``). Grids are cached by ``(value, seed)``; with ``precompute=True`` a
+    background thread renders the slider's ``values`` for the current seed, nearest
+    first, so most moves only redraw. A move to a grid not yet computed renders it
+    synchronously (or waits for the background thread if it is rendering that very
+    grid): the picture is never a stale one.
+
+    Args:
+        render: ``render(value, seed) -> images [B, 1, 28, 28]``, a pure function.
+        values: the slider's discrete values (sorted, finite).
+        value: the starting value, drawn at construction.
+        symbol: ``"w"`` or ``"gamma"``; sets the readout.
+    """
+
+    def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str = "w",
+                 seed: int = 0, nrow: int = NUM_CLASSES, precompute: bool = True, size: float = 0.55) -> None:
+        import matplotlib.pyplot as plt
+
+        from .widgets import weight_readout
+
+        values = [float(v) for v in values]
+        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
+            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
+        weight_readout(symbol, 0.0)  # checks the symbol
+        self.render, self.values, self.symbol, self.nrow = render, values, symbol, nrow
+        self._readout = weight_readout
+        self.seed = self._check_seed(seed)
+        self.cache: dict[tuple[float, int], torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self._in_flight: dict[tuple[float, int], threading.Event] = {}
+        self._generation = 0
+        self._thread: threading.Thread | None = None
+        self.value = self._check_value(value)
+        canvas = tile(self.grid(self.value), nrow)
+        height, width = canvas.shape
+        self.fig, self.ax = plt.subplots(figsize=(size * width / 30 + 0.3, size * height / 30 + 0.6),
+                                         layout="constrained")
+        self.image = self.ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        self.ax.set_axis_off()
+        self.title = self.ax.set_title(weight_readout(symbol, self.value), fontsize=10)
+        if precompute:
+            self.start_precompute()
+
+    def _check_value(self, value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not self.values[0] <= value <= self.values[-1]:
+            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
+                             f"got {value!r}")
+        return float(value)
+
+    @staticmethod
+    def _check_seed(seed: int) -> int:
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return seed
+
+    def grid(self, value: float, seed: int | None = None) -> torch.Tensor:
+        """``render(value, seed)``, from the cache when it is there (thread-safe)."""
+        key = _key(value, self.seed if seed is None else seed)
+        with self._lock:
+            if key in self.cache:
+                return self.cache[key]
+            event = self._in_flight.get(key)
+            if event is None:  # nobody is rendering it: we do
+                event = self._in_flight[key] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            event.wait()
+            with self._lock:
+                if key in self.cache:
+                    return self.cache[key]
+            return self.grid(value, seed)  # the other render failed; try ourselves
+        try:
+            images = self.render(key[0], key[1])
+            with self._lock:
+                self.cache[key] = images
+            return images
+        finally:
+            with self._lock:
+                self._in_flight.pop(key, None)
+            event.set()
+
+    def update(self, value: float, seed: int | None = None) -> float:
+        """Show the grid at ``value`` (and ``seed``), in place; return the seconds taken."""
+        start = time.perf_counter()
+        value = self._check_value(value)
+        if seed is not None and self._check_seed(seed) != self.seed:
+            self.seed = seed
+            if self._thread is not None:
+                self.start_precompute()
+        self.image.set_data(tile(self.grid(value), self.nrow))
+        self.title.set_text(self._readout(self.symbol, value))
+        self.value = value
+        self.fig.canvas.draw()
+        return time.perf_counter() - start
+
+    def start_precompute(self) -> threading.Thread:
+        """Render the slider's values for the current seed in a background thread, nearest
+        to the current value first. A later call (or a new seed) supersedes it."""
+        with self._lock:
+            self._generation += 1
+            generation, seed = self._generation, self.seed
+        order = sorted(self.values, key=lambda v: (abs(v - self.value), v))
+
+        def work() -> None:
+            for v in order:
+                if self._generation != generation:
+                    return
+                self.grid(v, seed)
+
+        self._thread = threading.Thread(target=work, name="digit-grid-precompute", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread; True once every value is cached for the current seed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return all(_key(v, self.seed) in self.cache for v in self.values)
+
+    def stop(self) -> None:
+        """Stop precomputing after the grid in progress."""
+        with self._lock:
+            self._generation += 1
+
+    def widget(self):
+        """A discrete slider over ``values``, its readout and the figure, wired together (needs ipywidgets)."""
+        import ipywidgets as W
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        label = "w" if self.symbol == "w" else "γ"
+        slider = W.SelectionSlider(options=[(f"{v:g}", v) for v in self.values],
+                                   value=min(self.values, key=lambda v: abs(v - self.value)), description=label,
+                                   continuous_update=True, layout=W.Layout(width="60%"))
+        readout = W.Label(self._readout(self.symbol, self.value))
+        out = W.Output()
+        with out:
+            display(self.fig)
+        plt.close(self.fig)  # shown through the Output widget only
+
+        def on_change(change) -> None:
+            self.update(change["new"])
+            readout.value = self._readout(self.symbol, change["new"])
+            with out:
+                out.clear_output(wait=True)
+                display(self.fig)
+
+        slider.observe(on_change, names="value")
+        return W.VBox([W.HBox([slider, readout]), out])
+
+
+# --------------------------------------------------------------------------- benchmark
+
+def bench_rows(threads: int | None = None) -> Iterator:
+    """Benchmark rows for ``python -m course_lib.bench`` (section ``mnist``): training step
+    time and size of the U-Net, the shipped training run (from its meta), the 80-digit
+    grid, and the slider's response over 20 moves, cold (every move renders) and warm
+    (grids precomputed). Needs the shipped ``mnist_cfg`` weights."""
+    from . import pretrained
+    from .bench import Row, median_seconds
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    section = f"mnist ({torch.get_num_threads()} thread(s))"
+    p = pretrained.load("mnist_cfg")
+    model, schedule, meta = p.model, p.schedule, p.meta
+    yield Row(section, "U-Net parameters", sum(q.numel() for q in model.parameters()), "",
+              f"{p.path.stat().st_size / 1e6:.2f} MB file")
+
+    trainee = ConditionalUNet(**meta["arch"])
+    x0 = torch.rand(128, *IMAGE_SHAPE) * 2 - 1
+    labels = torch.randint(NUM_CLASSES + 1, (128,))
+    optimizer = torch.optim.Adam(trainee.parameters(), lr=1e-4)
+
+    def step() -> None:
+        t = torch.randint(schedule.T, (128,))
+        noise = torch.randn_like(x0)
+        loss = F.mse_loss(trainee(diffusion.q_sample(x0, t, noise, schedule), t, labels), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    yield Row(section, "training step, batch 128", median_seconds(step, repeats=10), "s")
+    acc = meta.get("judged_accuracy", {})
+    by_w = acc.get("by_w", {})
+    yield Row(section, f"shipped mnist_cfg: {meta['steps']} training steps", meta["seconds"], "s",
+              f"{meta['threads']} thread(s) when trained; judged accuracy at w=3 {by_w.get('3', float('nan')):.3f} "
+              f"({acc.get('per_class')} per digit, DDIM {acc.get('ddim_steps')})")
+    x_T = grid_noise(8, 0)
+    seconds = median_seconds(lambda: cfg_grid(model, 3.0, x_T, 20, schedule=schedule), repeats=3)
+    yield Row(section, "CFG grid, 80 digits, DDIM 20 steps", seconds, "s", "conditional + null in one batch of 160")
+
+    import matplotlib.pyplot as plt
+
+    values = [round(-1.0 + 0.5 * i, 2) for i in range(15)]  # w = -1 ... 6
+    moves = [values[(4 * i + 3) % len(values)] for i in range(20)]  # jumps of 2 in w, wrapping
+    for mode in ("cold", "warm"):
+        explorer = DigitGridExplorer(cfg_render(model, m=4, steps=20, schedule=schedule), values, 0.0,
+                                     precompute=mode == "warm")
+        explorer.wait()
+        times = []
+        for v in moves:
+            if mode == "cold":
+                explorer.cache.clear()  # every move renders its grid
+            times.append(explorer.update(v))
+        plt.close(explorer.fig)
+        times.sort()
+        what = "every move renders" if mode == "cold" else "grids precomputed"
+        yield Row(section, f"slider move, 40 digits, DDIM 20 steps ({what})", statistics.median(times), "s",
+                  f"median of 20 moves; p95 {times[18]:.3f} s")
