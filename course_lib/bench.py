@@ -92,7 +92,15 @@ def bench_toy() -> Iterator[Row]:
                   f"floor {row['floor']:.3f}, target < {limit:.3f} (DDIM 50, eta 1, n {row['n']})")
 
 
-SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers, "toy": bench_toy}
+def bench_mnist() -> Iterator[Row]:
+    """The MNIST track: step time, training to judged accuracy, grid sampling, slider response."""
+    from . import digits
+
+    yield from digits.bench_rows(threads=torch.get_num_threads())
+
+
+SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers, "toy": bench_toy,
+                                                    "mnist": bench_mnist}
 
 
 def format_table(rows: list[Row]) -> str:
