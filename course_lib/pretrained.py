@@ -1,7 +1,7 @@
 """Pretrained weights shipped with the package, checked against a SHA-256 manifest::
 
     from course_lib import pretrained
-    pretrained.available()            # ['toy_cfg', 'toy_classifier']
+    pretrained.available()            # ['mnist_cfg', 'mnist_classifier', 'mnist_judge', 'toy_cfg', 'toy_classifier']
     p = pretrained.load("toy_cfg")    # p.model, p.schedule, p.num_classes, p.meta
     p.model(x, t, y)                  # eps; y == p.num_classes is the null label
     p.meta["mixture"]                 # the GaussianMixture2D it learned

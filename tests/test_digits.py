@@ -137,8 +137,9 @@ def test_explorer_updates_in_place_and_never_shows_a_stale_grid():
     explorer = digits.DigitGridExplorer(render, [-1.0, 0.0, 1.0, 2.0], 0.0, precompute=False)
     image, title = explorer.image, explorer.title
     assert calls == [(0.0, 0)]
+    png = explorer.png
     seconds = explorer.update(2.0)  # not computed yet: rendered now
-    assert seconds > 0 and explorer.image is image and explorer.title is title
+    assert seconds > 0 and explorer.image is image and explorer.title is title and explorer.png != png
     np.testing.assert_allclose(image.get_array(), digits.tile(render(2.0, 0)))
     assert title.get_text().startswith("w = 2.00  |  γ = 1 + w = 3.00")
     n = len(calls)
@@ -147,7 +148,6 @@ def test_explorer_updates_in_place_and_never_shows_a_stale_grid():
     np.testing.assert_allclose(image.get_array(), digits.tile(render(0.0, 0)))
     explorer.update(1.0, seed=3)  # a new seed is a new grid
     np.testing.assert_allclose(image.get_array(), digits.tile(render(1.0, 3)))
-    plt.close(explorer.fig)
 
 
 def test_explorer_precomputes_and_its_cache_equals_a_fresh_render(tiny):
@@ -159,7 +159,6 @@ def test_explorer_precomputes_and_its_cache_equals_a_fresh_render(tiny):
         assert torch.equal(explorer.cache[(v, 0)], render(v, 0))
     explorer.update(3.0)
     np.testing.assert_allclose(explorer.image.get_array(), digits.tile(render(3.0, 0)))
-    plt.close(explorer.fig)
 
 
 def test_explorer_move_during_precompute_shows_the_requested_grid():
@@ -173,17 +172,16 @@ def test_explorer_move_during_precompute_shows_the_requested_grid():
     keys = [c for c in calls if c != (7.0, 0)]
     assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
     assert isinstance(explorer._thread, threading.Thread)
-    plt.close(explorer.fig)
 
 
 def test_explorer_widget_wires_slider_to_update():
     render = _counting_render([])
     explorer = digits.DigitGridExplorer(render, [-1.0, 0.0, 2.5], 0.0, precompute=False)
     box = explorer.widget()
-    slider, readout = box.children[0].children
+    (slider, readout), image = box.children[0].children, box.children[1]
     assert list(slider.options) == [("-1", -1.0), ("0", 0.0), ("2.5", 2.5)]
     slider.value = 2.5
-    assert explorer.value == 2.5 and readout.value.startswith("w = 2.50")
+    assert explorer.value == 2.5 and readout.value.startswith("w = 2.50") and image.value == explorer.png
     np.testing.assert_allclose(explorer.image.get_array(), digits.tile(render(2.5, 0)))
 
 
@@ -223,7 +221,6 @@ def test_bad_inputs_raise_value_error(tiny):
             explorer.update(bad)
     with pytest.raises(ValueError, match="seed must"):
         explorer.update(1.0, seed=-2)
-    plt.close(explorer.fig)
     with pytest.raises(ValueError, match="symbol"):
         digits.DigitGridExplorer(render, [0.0, 1.0], 0.0, symbol="omega", precompute=False)
     with pytest.raises(ValueError, match="p_uncond"):
