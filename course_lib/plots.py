@@ -256,20 +256,32 @@ def schedule_curves(schedules: Mapping[str, object], ax: Axes | None = None, *,
     return ax
 
 
-def image_grid(images, nrow: int = 8, ax: Axes | None = None, *, padding: int = 2,
-               title: str | None = None) -> Axes:
-    """Tile grey images ``[B, 1, H, W]`` in ``[-1, 1]`` (MNIST's range), ``nrow`` per row."""
+def tile_images(images, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile grey images ``[B, 1, H, W]`` in ``[-1, 1]`` (MNIST's range) into one canvas
+    ``[rows * (H + p) + p, cols * (W + p) + p]`` in ``[0, 1]`` with white gutters, ``nrow``
+    per row: the pixels of :func:`image_grid`, for ``imshow`` and ``set_data``."""
     a = _array(images, "images", "[B, 1, H, W]", 4)
-    if a.shape[1] != 1:
-        raise ValueError(f"images must have shape [B, 1, H, W], got {a.shape}")
-    if not isinstance(nrow, int) or nrow < 1:
+    if a.shape[1] != 1 or a.shape[0] < 1:
+        raise ValueError(f"images must have shape [B, 1, H, W] with B >= 1, got {a.shape}")
+    if not isinstance(nrow, int) or isinstance(nrow, bool) or nrow < 1:
         raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
+    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
     B, _, H, W = a.shape
     cols, rows, h, w = min(nrow, B), -(-B // nrow), H + padding, W + padding
     canvas = np.ones((rows * h + padding, cols * w + padding))  # white gutters between tiles
     for i, img in enumerate(np.clip((a[:, 0] + 1) / 2, 0, 1)):
         r, c = divmod(i, nrow)
         canvas[padding + r * h:(r + 1) * h, padding + c * w:(c + 1) * w] = img
+    return canvas
+
+
+def image_grid(images, nrow: int = 8, ax: Axes | None = None, *, padding: int = 2,
+               title: str | None = None) -> Axes:
+    """Tile grey images ``[B, 1, H, W]`` in ``[-1, 1]`` (MNIST's range), ``nrow`` per row."""
+    canvas = tile_images(images, nrow, padding)
+    B, cols = len(images), min(nrow, len(images))
+    rows = -(-B // nrow)
     ax = _axes(ax, (0.6 * cols + 0.5, 0.6 * rows + 0.5))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()

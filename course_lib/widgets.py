@@ -25,6 +25,44 @@ from .toy import GaussianMixture2D
 RenderFn = Callable[[float, int], dict[str, torch.Tensor]]
 
 
+def figure_png(fig: Figure) -> bytes:
+    """The figure's drawn canvas as PNG bytes (fast compression), for an image widget."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
+
+
+def explorer_box(slider, explorer):
+    """Wire ``slider`` to ``explorer`` (anything with ``.update(value)``, ``.png``, ``.value`` and
+    ``.symbol``): a box of the slider, a readout in both conventions and the figure as an image.
+
+    The box also carries the figure as ``image/png`` in its display data, so where no widget
+    manager runs (a headless execution, a static notebook viewer) the starting figure still shows."""
+    import base64
+
+    import ipywidgets as W
+
+    readout = W.Label(weight_readout(explorer.symbol, explorer.value))
+    image = W.Image(value=explorer.png, format="png")
+
+    def on_change(change) -> None:
+        explorer.update(change["new"])
+        readout.value = weight_readout(explorer.symbol, change["new"])
+        image.value = explorer.png
+
+    slider.observe(on_change, names="value")
+
+    class ExplorerBox(W.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            data["image/png"] = base64.b64encode(image.value).decode("ascii")
+            return data
+
+    return ExplorerBox([W.HBox([slider, readout]), image])
+
+
 def weight_readout(symbol: str, value: float) -> str:
     """``w = 2.00 | gamma = 1 + w = 3.00`` (or the same from ``gamma``), in both conventions."""
     if symbol == "w":
@@ -117,7 +155,7 @@ class ScatterExplorer:
         self.suptitle = self.fig.suptitle(weight_readout(symbol, value))
         self.fig.tight_layout()
         self._background = self._capture_background()
-        self.png = self._encode_png()
+        self.png = figure_png(self.fig)
 
     def _moving(self) -> list:
         return [*self.artists.values(), self.suptitle]
@@ -133,14 +171,6 @@ class ScatterExplorer:
         self.fig.canvas.draw()
         return background
 
-    def _encode_png(self) -> bytes:
-        """The canvas as PNG bytes, for the widget's image."""
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
-
     def update(self, value: float) -> float:
         """Re-render at ``value``, move the existing points, redraw only them over the
         cached background (blitting), encode the PNG; return the seconds taken."""
@@ -155,7 +185,7 @@ class ScatterExplorer:
             self.axes[key].draw_artist(artist)
         self.fig.draw_artist(self.suptitle)
         canvas.blit(self.fig.bbox)
-        self.png = self._encode_png()
+        self.png = figure_png(self.fig)
         self.value = value
         return time.perf_counter() - start
 
@@ -168,13 +198,4 @@ class ScatterExplorer:
         slider = W.FloatSlider(value=self.value, min=lo, max=hi, step=step, description=label,
                                continuous_update=True, readout_format=".2f",
                                layout=W.Layout(width="60%"))
-        readout = W.Label(weight_readout(self.symbol, self.value))
-        image = W.Image(value=self.png, format="png")
-
-        def on_change(change) -> None:
-            self.update(change["new"])
-            readout.value = weight_readout(self.symbol, change["new"])
-            image.value = self.png
-
-        slider.observe(on_change, names="value")
-        return W.VBox([W.HBox([slider, readout]), image])
+        return explorer_box(slider, self)

@@ -22,3 +22,8 @@ def test_main_prints_a_table(capsys, monkeypatch):
     bench.main(["--only", "samplers"])
     out = capsys.readouterr().out
     assert "1 thread(s)" in out and "samplers" in out.splitlines()[-1]
+
+
+def test_training_section_is_opt_in():
+    assert "mnist-train" in bench.SECTIONS and "mnist-train" not in bench.DEFAULT_SECTIONS
+    assert set(bench.DEFAULT_SECTIONS) == set(bench.SECTIONS) - {"mnist-train"}

@@ -1,6 +1,7 @@
 """The MNIST track: digit grids wired to the samplers, metrics wired to the judge, the
 grid explorer's in-place updates and cache, bad inputs, and the shipped weights' quality."""
 
+import base64
 import threading
 import time
 
@@ -119,7 +120,7 @@ def test_sweep_2d_with_perfect_models_matches_exact_and_cfg_is_classifier_guidan
 def test_tile_matches_image_grid():
     images = torch.rand(13, 1, 28, 28) * 2 - 1
     ax = plots.image_grid(images, nrow=10)
-    np.testing.assert_allclose(digits.tile(images, 10), ax.images[0].get_array())
+    np.testing.assert_allclose(plots.tile_images(images, 10), ax.images[0].get_array())
     plt.close(ax.figure)
 
 
@@ -140,14 +141,14 @@ def test_explorer_updates_in_place_and_never_shows_a_stale_grid():
     png = explorer.png
     seconds = explorer.update(2.0)  # not computed yet: rendered now
     assert seconds > 0 and explorer.image is image and explorer.title is title and explorer.png != png
-    np.testing.assert_allclose(image.get_array(), digits.tile(render(2.0, 0)))
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(2.0, 0), 10))
     assert title.get_text().startswith("w = 2.00  |  γ = 1 + w = 3.00")
     n = len(calls)
     explorer.update(0.0)  # cached
     assert len(calls) == n
-    np.testing.assert_allclose(image.get_array(), digits.tile(render(0.0, 0)))
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(0.0, 0), 10))
     explorer.update(1.0, seed=3)  # a new seed is a new grid
-    np.testing.assert_allclose(image.get_array(), digits.tile(render(1.0, 3)))
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(1.0, 3), 10))
 
 
 def test_explorer_precomputes_and_its_cache_equals_a_fresh_render(tiny):
@@ -158,7 +159,7 @@ def test_explorer_precomputes_and_its_cache_equals_a_fresh_render(tiny):
     for v in values:
         assert torch.equal(explorer.cache[(v, 0)], render(v, 0))
     explorer.update(3.0)
-    np.testing.assert_allclose(explorer.image.get_array(), digits.tile(render(3.0, 0)))
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(3.0, 0), 10))
 
 
 def test_explorer_move_during_precompute_shows_the_requested_grid():
@@ -167,7 +168,7 @@ def test_explorer_move_during_precompute_shows_the_requested_grid():
     values = [float(v) for v in range(8)]
     explorer = digits.DigitGridExplorer(render, values, 0.0)
     explorer.update(7.0)  # the background thread reaches 7 last
-    np.testing.assert_allclose(explorer.image.get_array(), digits.tile(render(7.0, 0)))
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(7.0, 0), 10))
     assert explorer.wait(timeout=10)
     keys = [c for c in calls if c != (7.0, 0)]
     assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
@@ -182,7 +183,8 @@ def test_explorer_widget_wires_slider_to_update():
     assert list(slider.options) == [("-1", -1.0), ("0", 0.0), ("2.5", 2.5)]
     slider.value = 2.5
     assert explorer.value == 2.5 and readout.value.startswith("w = 2.50") and image.value == explorer.png
-    np.testing.assert_allclose(explorer.image.get_array(), digits.tile(render(2.5, 0)))
+    assert base64.b64decode(box._repr_mimebundle_()["image/png"]) == explorer.png  # headless fallback
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(2.5, 0), 10))
 
 
 def test_bad_inputs_raise_value_error(tiny):
@@ -279,3 +281,22 @@ def test_train_all_writes_three_loadable_files(tmp_path):
         assert loaded.num_classes == 10 and loaded.schedule.T == 1000
         assert loaded.meta["command"] == manifest[f"{name}.pt"]["command"] == "python -m course_lib.train mnist --out X"
     assert set(pretrained.load("mnist_cfg", root=tmp_path).meta["judged_accuracy"]["by_w"]) == {"0", "1", "3"}
+
+
+def test_judge_cfg_model_grades_the_same_noise_at_every_w(tiny):
+    model, _, judge = tiny
+    by_w = digits.judge_cfg_model(model, judge, ws=(-1.0, 2.0), per_class=1, steps=2, seed=4)
+    assert list(by_w) == ["-1", "2"]
+    x_T, labels = digits.grid_noise(1, seed=4), digits.grid_labels(1)
+    assert by_w["2"] == digits.judged_accuracy(judge, digits.cfg_grid(model, 2.0, x_T, 2), labels)
+
+
+def test_from_scratch_rows_train_and_grade(monkeypatch):
+    recipe = digits.DigitsRecipe(steps=2, batch_size=4, base_channels=8, emb_dim=8, warmup_steps=1)
+    small = digits.load_digits("train")[0][:40], digits.load_digits("train")[1][:40]
+    monkeypatch.setattr(digits, "load_digits", lambda split="train": small)
+    monkeypatch.setattr(digits, "judge_cfg_model", lambda model, judge, schedule, seed: {"0": 0.25, "3": 0.5})
+    rows = list(digits.from_scratch_rows(recipe, threads=1))
+    assert rows[0].section == "mnist-train (1 thread(s))" and "2 steps" in rows[0].quantity and rows[0].value >= 0
+    assert [(r.quantity.split(" (")[0], r.value, r.note) for r in rows[1:]] == [
+        ("judged accuracy at w=0", 0.25, ""), ("judged accuracy at w=3", 0.5, "target >= 0.90")]

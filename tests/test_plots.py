@@ -196,6 +196,19 @@ def test_image_grid(ax):
         plots.image_grid(images, nrow=0, ax=ax)
 
 
+def test_tile_images_places_each_image_in_its_cell():
+    images = -torch.ones(5, 1, 3, 4)
+    images[4] = 1.0                                   # the fifth image is white, the others black
+    canvas = plots.tile_images(images, nrow=2, padding=1)
+    assert canvas.shape == (3 * 4 + 1, 2 * 5 + 1)
+    np.testing.assert_array_equal(canvas[1:4, 1:5], 0.0)           # image 0: row 0, column 0
+    np.testing.assert_array_equal(canvas[9:12, 1:5], 1.0)          # image 4: row 2, column 0
+    np.testing.assert_array_equal(canvas[9:12, 6:10], 1.0)         # the empty cell after it stays white
+    np.testing.assert_array_equal(canvas[0, :], 1.0)               # gutter
+    with pytest.raises(ValueError, match="padding"):
+        plots.tile_images(images, padding=-1)
+
+
 def test_ax_must_be_axes():
     with pytest.raises(ValueError, match="ax"):
         plots.scatter_by_label(torch.zeros(3, 2), ax="not an axes")

@@ -1,6 +1,8 @@
 """The slider explorers: pure render functions checked against exact answers, and
 the shell's in-place updates."""
 
+import base64
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -68,5 +70,8 @@ def test_explorer_updates_artists_in_place():
     slider.value = 1.5
     assert explorer.value == 1.5 and "1.5" in box.children[0].children[1].value
     assert box.children[1].value == explorer.png  # the image widget shows the new frame
+    bundle = box._repr_mimebundle_()               # without a widget manager, the figure still shows
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == explorer.png
     with pytest.raises(ValueError, match="value must lie"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=7.0, titles={})
