@@ -60,7 +60,7 @@ def explorer_box(slider, explorer):
             data["image/png"] = base64.b64encode(image.value).decode("ascii")
             return data
 
-    return ExplorerBox([W.HBox([slider, readout]), image])
+    return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
 
 
 def weight_readout(symbol: str, value: float) -> str:
