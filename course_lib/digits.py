@@ -15,11 +15,13 @@ runs them all and writes the shipped weights):
 
 from __future__ import annotations
 
+import atexit
 import math
 import platform
 import statistics
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -590,6 +592,19 @@ def classifier_render(model: torch.nn.Module, classifier: torch.nn.Module, *, m:
     return render
 
 
+_LIVE_EXPLORERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_precompute_threads() -> None:
+    """At interpreter exit, let every background render finish its grid and stop: a daemon
+    thread killed inside a torch kernel aborts the process ("terminate called ...")."""
+    for explorer in list(_LIVE_EXPLORERS):
+        explorer.stop()
+        if explorer._thread is not None:
+            explorer._thread.join(timeout=30)
+
+
 def _key(value: float, seed: int) -> tuple[float, int]:
     return round(float(value), 6), int(seed)
 
@@ -730,6 +745,7 @@ class DigitGridExplorer:
                     return
                 self.grid(v, seed)
 
+        _LIVE_EXPLORERS.add(self)
         self._thread = threading.Thread(target=work, name="digit-grid-precompute", daemon=True)
         self._thread.start()
         return self._thread

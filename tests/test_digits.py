@@ -2,6 +2,8 @@
 grid explorer's in-place updates and cache, bad inputs, and the shipped weights' quality."""
 
 import base64
+import subprocess
+import sys
 import threading
 import time
 
@@ -300,3 +302,23 @@ def test_from_scratch_rows_train_and_grade(monkeypatch):
     assert rows[0].section == "mnist-train (1 thread(s))" and "2 steps" in rows[0].quantity and rows[0].value >= 0
     assert [(r.quantity.split(" (")[0], r.value, r.note) for r in rows[1:]] == [
         ("judged accuracy at w=0", 0.25, ""), ("judged accuracy at w=3", 0.5, "target >= 0.90")]
+
+
+def test_exit_while_precomputing_does_not_abort_the_process():
+    """A daemon thread killed inside a torch kernel aborts the interpreter (exit code 134);
+    the explorer stops its background thread at exit instead."""
+    script = """
+import torch
+from course_lib import digits
+
+def render(value, seed=0):
+    a = torch.randn(600, 600)
+    for _ in range(40):
+        a = torch.tanh(a @ a / 600)
+    return torch.zeros(10, 1, 28, 28) + a.mean()
+
+digits.DigitGridExplorer(render, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 0.0)
+"""
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
