@@ -11,6 +11,11 @@ each ``t``: no classifier can be more accurate or better calibrated, and its
 gradient is the one guidance should use. The functions here measure how far a
 classifier ``log_prob_fn(x, t) -> [B, K]`` is from it, and what guidance costs
 per sampling step.
+
+On images (the lesson's MNIST part) nothing is exact: :func:`data_metrics_vs_t`
+scores classifiers on held-out data noised by the forward process, and
+:func:`label_gradients` returns ``grad_x log p(k | x_t)`` of one input for every
+label ``k``, to be looked at as images.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .diffusion import EpsFn, Schedule
+from .diffusion import EpsFn, Schedule, q_sample
 from .guidance import check_labels, classifier_guidance, classifier_log_prob_grad
 from .toy import GaussianMixture2D
 
@@ -115,6 +120,66 @@ def metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], mixture: GaussianMixture
     return out
 
 
+def data_metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], x0: torch.Tensor, y: torch.Tensor,
+                      schedule: Schedule, ts: Sequence[int], *, seed: int = 0,
+                      batch_size: int = 1000) -> dict[str, dict[str, list[float]]]:
+    """:func:`metrics_vs_t` on a labelled data set instead of an exact law: accuracy and
+    cross-entropy of each named classifier on ``x_t = q_sample(x0, t, eps)`` at each ``t`` in ``ts``.
+
+    ``x0 [N, ...]`` with labels ``y [N]`` (e.g. held-out digits). At each ``t`` one noise
+    ``eps`` is drawn from ``seed`` (in the order of ``ts``, as
+    :func:`course_lib.digits.noisy_accuracy` draws it) and every classifier sees the same
+    ``x_t``; ``log_prob_fn`` is called on chunks of ``batch_size``. Returns
+    ``{name: {"accuracy": [...], "cross_entropy": [...]}}``, lists in the order of ``ts``."""
+    if not log_prob_fns:
+        raise ValueError("log_prob_fns must name at least one classifier")
+    if not ts:
+        raise ValueError("ts must hold at least one time step")
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or x0.shape[0] < 1 or not x0.is_floating_point():
+        raise ValueError("x0 must be a float tensor [N, ...] with N >= 1")
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x0.shape[0],):
+        raise ValueError(f"y must be a long tensor of shape [{x0.shape[0]}] (one label per example)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    generator = torch.Generator().manual_seed(seed)
+    out = {name: {"accuracy": [], "cross_entropy": []} for name in log_prob_fns}
+    for t in ts:
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
+            raise ValueError(f"ts must hold integer time steps in 0..{schedule.T - 1}, got {t!r}")
+        t_batch = torch.full((x0.shape[0],), t, dtype=torch.long)
+        x_t = q_sample(x0, t_batch, torch.randn(x0.shape, generator=generator, dtype=x0.dtype), schedule)
+        for name, fn in log_prob_fns.items():
+            log_probs = torch.cat([_log_probs(fn, xc, tc, yc) for xc, tc, yc in
+                                   zip(x_t.split(batch_size), t_batch.split(batch_size), y.split(batch_size))])
+            out[name]["accuracy"].append(float((log_probs.argmax(dim=1) == y).double().mean()))
+            out[name]["cross_entropy"].append(float(-log_probs.gather(1, y[:, None]).double().mean()))
+    return out
+
+
+def label_gradients(log_prob_fn: LogProbFn, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``grad_x log p(k | x_t)`` of one input for every label ``k``: what the classifier
+    would change in ``x`` to make it more like class ``k``.
+
+    ``x [1, ...]`` (one image ``[1, 1, 28, 28]``, or one point ``[1, 2]``) at time step ``t``.
+    Returns ``(grads [K, ...], probs [K])``: row ``k`` of ``grads`` is the gradient of
+    ``log p(k | x_t)`` by autograd (:func:`course_lib.guidance.classifier_log_prob_grad`),
+    ``probs`` the classifier's ``p(k | x_t)``. Since ``sum_k p(k | x) = 1``, the
+    probability-weighted gradients sum to zero: ``sum_k probs[k] grads[k] = 0``."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] != 1:
+        raise ValueError(f"x must be one input [1, ...], got {tuple(x.shape) if isinstance(x, torch.Tensor) else x!r}")
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ValueError(f"t must be a non-negative integer time step, got {t!r}")
+    t_one = torch.full((1,), t, dtype=torch.long)
+    with torch.no_grad():
+        log_probs = log_prob_fn(x, t_one)
+    if log_probs.ndim != 2 or log_probs.shape[0] != 1:
+        raise ValueError(f"log_prob_fn must return [B, K] log-probabilities, got {tuple(log_probs.shape)}")
+    K = log_probs.shape[1]
+    xs = x.expand(K, *x.shape[1:]).contiguous()
+    grads = classifier_log_prob_grad(log_prob_fn, xs, t_one.expand(K).contiguous(), torch.arange(K))
+    return grads, log_probs[0].exp()
+
+
 def gradient_error(log_prob_fn: LogProbFn, reference_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor,
                    y: torch.Tensor | int) -> dict[str, float]:
     """How far ``g = grad_x log p(y | x_t)`` of ``log_prob_fn`` is from ``g*`` of ``reference_fn``
@@ -153,7 +218,8 @@ def median_seconds(fn: Callable[[], object], *, repeats: int = 20, warmup: int =
 
 
 def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | int, schedule: Schedule,
-                     x: torch.Tensor, t: int, *, repeats: int = 30) -> dict[str, float]:
+                     x: torch.Tensor, t: int, *, repeats: int = 30,
+                     compare: Mapping[str, EpsFn] | None = None) -> dict[str, float]:
     """What classifier guidance adds to one sampling step at time step ``t`` on the batch ``x``.
 
     Median CPU seconds (``time.process_time``: the work done, not the time spent waiting
@@ -161,8 +227,11 @@ def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | in
     one call of ``log_prob_fn`` alone; ``classifier_gradient``, its forward and backward
     pass (``grad_x log p(y | x_t)``); ``guided``, one classifier-guided step (``eps_fn`` plus
     the gradient). Everything runs as the sampler runs it, under ``torch.no_grad``
-    (autograd is switched back on for the gradient only), the four calls interleaved.
-    ``ratio = guided / unguided``."""
+    (autograd is switched back on for the gradient only), all calls interleaved.
+    ``ratio = guided / unguided``.
+
+    ``compare`` names further ``eps_fn`` s to time in the same rounds, e.g.
+    ``{"cfg": ...}`` for a classifier-free guided step; each adds a key of its name."""
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
         raise ValueError(f"t must be an integer time step in 0..{schedule.T - 1}, got {t!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -173,6 +242,10 @@ def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | in
              "classifier_forward": lambda: log_prob_fn(x, t_batch),
              "classifier_gradient": lambda: classifier_log_prob_grad(log_prob_fn, x, t_batch, y),
              "guided": lambda: guided(x, t_batch)}
+    for name, fn in (compare or {}).items():
+        if name in calls or name == "ratio":
+            raise ValueError(f"compare must not reuse the name {name!r}")
+        calls[name] = lambda fn=fn: fn(x, t_batch)
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.no_grad():
         for i in range(repeats + 3):  # 3 warm-up rounds first

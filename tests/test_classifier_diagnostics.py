@@ -1,5 +1,6 @@
 """Classifier diagnostics against closed forms: the exact posterior is the Bayes classifier
-at every t, uniform guesses cost log K nats, a doubled log-probability doubles the gradient."""
+at every t, uniform guesses cost log K nats, a doubled log-probability doubles the gradient,
+and a linear softmax classifier has the gradient W_k - sum_j p_j W_j."""
 
 import math
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from course_lib import classifier_diagnostics as cd
-from course_lib import diffusion, toy
+from course_lib import diffusion, digits, guidance, toy
+from course_lib.unet import NoisyImageClassifier
 
 MIX = toy.anisotropic()
 S = diffusion.make_schedule("linear", 1000)
@@ -117,3 +119,83 @@ def test_sample_summary_on_exact_class_samples():
     assert cd.sample_summary(far, MIX, 2, ref)["off_plot"] == 10
     with pytest.raises(ValueError, match="y must lie"):
         cd.sample_summary(x, MIX, 3, ref)
+
+
+def test_step_cost_times_named_comparisons_in_the_same_rounds():
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(8))
+    calls = []
+    cost = cd.guided_step_cost(MIX.eps_fn(S), EXACT, 1, S, x, 500, repeats=4,
+                               compare={"cfg": lambda xx, tt: calls.append(tt) or MIX.eps_fn(S, 1)(xx, tt)})
+    assert {"cfg", "ratio", "guided"} <= set(cost) and cost["cfg"] >= 0
+    assert len(calls) == 4 + 3 and all((tt == 500).all() for tt in calls)  # 3 warm-up rounds, then 4 timed
+    for clash in ("guided", "ratio"):
+        with pytest.raises(ValueError, match="compare must not reuse"):
+            cd.guided_step_cost(MIX.eps_fn(S), EXACT, 1, S, x, 500, repeats=1, compare={clash: MIX.eps_fn(S)})
+
+
+# --- held-out data and images (the MNIST part of lesson 02) ---------------------------------
+
+def _tiny_image_classifier():
+    torch.manual_seed(0)
+    return NoisyImageClassifier(num_classes=10, T=1000, base_channels=8, emb_dim=8).eval()
+
+
+def test_data_metrics_vs_t_matches_noisy_accuracy_and_ignores_chunking():
+    model = _tiny_image_classifier()
+    g = torch.Generator().manual_seed(9)
+    x0, y = torch.rand(30, 1, 28, 28, generator=g) * 2 - 1, torch.randint(10, (30,), generator=g)
+    ts = [0, 250, 999]
+    out = cd.data_metrics_vs_t({"net": digits.classifier_log_prob_fn(model)}, x0, y, S, ts, seed=3)
+    # the same noise, drawn in the same order, as digits.noisy_accuracy
+    assert out["net"]["accuracy"] == list(digits.noisy_accuracy(model, x0, y, S, ts=tuple(ts), seed=3).values())
+    chunked = cd.data_metrics_vs_t({"net": digits.classifier_log_prob_fn(model)}, x0, y, S, ts, seed=3, batch_size=7)
+    assert chunked["net"]["accuracy"] == out["net"]["accuracy"]
+    assert chunked["net"]["cross_entropy"] == pytest.approx(out["net"]["cross_entropy"], rel=1e-6)
+
+
+def test_data_metrics_vs_t_closed_forms_on_the_mixture():
+    x0, y = MIX.sample(3000, generator=torch.Generator().manual_seed(10))
+    out = cd.data_metrics_vs_t({"uniform": uniform, "exact": EXACT}, x0, y, S, [0, 999], seed=1)
+    assert out["uniform"]["cross_entropy"] == pytest.approx([math.log(3)] * 2, abs=1e-6)
+    acc = out["exact"]["accuracy"]
+    # at t = 0 the exact posterior is the Bayes classifier of clean points; at t = 999 only the largest class is left
+    bayes = (MIX.posterior(x0).argmax(1) == y).double().mean().item()
+    assert acc[0] == pytest.approx(bayes, abs=0.005) and abs(acc[1] - MIX.weights.max().item()) < 0.04
+    with pytest.raises(ValueError, match="y must be a long tensor"):
+        cd.data_metrics_vs_t({"exact": EXACT}, x0, y[:-1], S, [0])
+    with pytest.raises(ValueError, match="ts must hold integer time steps"):
+        cd.data_metrics_vs_t({"exact": EXACT}, x0, y, S, [1000])
+    with pytest.raises(ValueError, match="log_prob_fns"):
+        cd.data_metrics_vs_t({}, x0, y, S, [0])
+
+
+def test_label_gradients_of_a_linear_softmax_classifier():
+    # log p(k | x) = log_softmax(W x + b)_k has the gradient W_k - sum_j p(j | x) W_j
+    g = torch.Generator().manual_seed(11)
+    W, b = torch.randn(4, 6, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+
+    def linear(x, t):
+        return torch.log_softmax(x.flatten(1) @ W.T + b, dim=1)
+
+    x = torch.randn(1, 2, 3, generator=g, dtype=torch.float64)
+    grads, probs = cd.label_gradients(linear, x, 17)
+    p = torch.softmax(x.flatten() @ W.T + b, dim=0)
+    torch.testing.assert_close(probs, p)
+    torch.testing.assert_close(grads.reshape(4, 6), W - p @ W)
+    assert grads.shape == (4, 2, 3)
+    torch.testing.assert_close((probs[:, None, None] * grads).sum(0), torch.zeros(2, 3, dtype=torch.float64))
+
+
+def test_label_gradients_of_an_image_classifier_and_checks():
+    log_prob = digits.classifier_log_prob_fn(_tiny_image_classifier())
+    x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(12)) * 2 - 1
+    grads, probs = cd.label_gradients(log_prob, x, 400)
+    assert grads.shape == (10, 1, 28, 28) and probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    for k in (0, 7):  # each row is the gradient guidance would use for that label
+        torch.testing.assert_close(grads[k:k + 1], guidance.classifier_log_prob_grad(log_prob, x, torch.tensor([400]), k))
+    weighted = (probs[:, None, None, None] * grads).sum(0)
+    assert weighted.abs().max() < 1e-4 * grads.abs().max()
+    with pytest.raises(ValueError, match="x must be one input"):
+        cd.label_gradients(log_prob, x.repeat(2, 1, 1, 1), 400)
+    with pytest.raises(ValueError, match="t must"):
+        cd.label_gradients(log_prob, x, -1)
