@@ -108,13 +108,6 @@ def _meta(recipe: DigitsRecipe, arch: dict, steps: int, seconds: float, cpu_seco
             "machine": platform.machine(), "recipe": asdict(recipe), **extra}
 
 
-def _seeded(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
-    """``build()`` with initial weights drawn from ``seed``, leaving torch's global generator as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
-
-
 def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST images ``[N, 1, 28, 28]`` in ``[-1, 1]`` and labels ``[N]`` (see :mod:`course_lib.data`)."""
     return data.load_mnist(split)
@@ -130,7 +123,7 @@ def train_mnist_cfg(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Di
     _check_digits(x0, y)
     arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
             "emb_dim": recipe.emb_dim}
-    model = _seeded(recipe.seed, lambda: ConditionalUNet(**arch))
+    model = train.seeded_init(recipe.seed, lambda: ConditionalUNet(**arch))
     cpu = time.process_time()
     history = train.train_diffusion(model, x0, y, recipe.make_schedule(), steps=recipe.steps,
                                     batch_size=recipe.batch_size, lr=recipe.lr, p_uncond=recipe.p_uncond,
@@ -152,7 +145,7 @@ def train_mnist_classifier(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsReci
     _check_digits(x0, y)
     arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
             "emb_dim": recipe.emb_dim}
-    model = _seeded(recipe.seed + 1, lambda: NoisyImageClassifier(**arch))
+    model = train.seeded_init(recipe.seed + 1, lambda: NoisyImageClassifier(**arch))
     cpu = time.process_time()
     history = train.train_classifier(model, x0, y, recipe.make_schedule(), noisy=True,
                                      steps=recipe.classifier_steps, batch_size=recipe.classifier_batch_size,
@@ -190,7 +183,7 @@ def train_judge(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Digits
 
     _check_digits(x0, y)
     generator = torch.Generator().manual_seed(recipe.seed + 2)
-    model = _seeded(recipe.seed + 2, lambda: ImageClassifier(num_classes=NUM_CLASSES))
+    model = train.seeded_init(recipe.seed + 2, lambda: ImageClassifier(num_classes=NUM_CLASSES))
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.judge_lr)
     scheduler = train._cosine_lr(optimizer, recipe.judge_steps)
     start, cpu, accs = time.perf_counter(), time.process_time(), []

@@ -252,7 +252,7 @@ def _defaults(mixture: toy.GaussianMixture2D | None, schedule: Schedule | None):
         schedule if schedule is not None else make_schedule("linear", 1000)
 
 
-def _seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
     """Build a network with initial weights from ``seed``, leaving torch's global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -269,7 +269,7 @@ def train_toy_cfg(mixture: toy.GaussianMixture2D | None = None, schedule: Schedu
     config = config if config is not None else TOY_CFG
     generator = torch.Generator().manual_seed(seed)
     x0, y = mixture.sample(config.steps * config.batch_size, generator=generator)
-    model = _seeded_init(seed, lambda: ConditionalMLP(mixture.num_classes, schedule.T, config.width, config.depth))
+    model = seeded_init(seed, lambda: ConditionalMLP(mixture.num_classes, schedule.T, config.width, config.depth))
     history = train_diffusion(model, x0, y, schedule, steps=config.steps, batch_size=config.batch_size,
                               lr=config.lr, p_uncond=config.p_uncond, ema_decay=config.ema_decay,
                               paired_dropout=config.paired_dropout, generator=generator, progress=progress,
@@ -286,7 +286,7 @@ def train_toy_classifier(mixture: toy.GaussianMixture2D | None = None, schedule:
     config = config if config is not None else TOY_CLASSIFIER
     generator = torch.Generator().manual_seed(seed)
     x0, y = mixture.sample(config.steps * config.batch_size, generator=generator)
-    model = _seeded_init(seed, lambda: NoisyClassifier2D(mixture.num_classes, schedule.T, config.width,
+    model = seeded_init(seed, lambda: NoisyClassifier2D(mixture.num_classes, schedule.T, config.width,
                                                          config.depth))
     history = train_classifier(model, x0, y, schedule, noisy=True, steps=config.steps,
                                batch_size=config.batch_size, lr=config.lr, generator=generator,
