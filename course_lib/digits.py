@@ -802,11 +802,6 @@ def bench_rows(threads: int | None = None) -> Iterator:
     yield Row(section, f"shipped mnist_cfg: {meta['steps']} training steps", meta["seconds"], "s",
               f"{meta['threads']} thread(s) when trained; judged accuracy at w=3 {by_w.get('3', float('nan')):.3f} "
               f"({acc.get('per_class')} per digit, DDIM {acc.get('ddim_steps')})")
-    quick = meta.get("from_scratch_check")
-    if quick:
-        yield Row(section, f"from scratch, {quick['recipe']}: {quick['steps']} training steps", quick["seconds"], "s",
-                  f"{quick['threads']} thread(s) when measured; judged accuracy at w=3 "
-                  f"{quick['judged_accuracy']['by_w']['3']:.3f}")
     x_T = grid_noise(8, 0)
     seconds = median_seconds(lambda: cfg_grid(model, 3.0, x_T, 20, schedule=schedule), repeats=3)
     yield Row(section, "CFG grid, 80 digits, DDIM 20 steps", seconds, "s", "conditional + null in one batch of 160")
