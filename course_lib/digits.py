@@ -99,14 +99,27 @@ class DigitsRecipe:
 
 
 def _meta(recipe: DigitsRecipe, arch: dict, steps: int, seconds: float, cpu_seconds: float, x: torch.Tensor,
-          **extra) -> dict:
+          device: str | torch.device, **extra) -> dict:
     """Plain-data meta for :func:`course_lib.pretrained.save`: how and where a model was trained
     (``seconds`` of wall-clock time, ``cpu_seconds`` of CPU time: on a shared machine they differ)."""
     return {"arch": arch, "schedule": {"kind": recipe.schedule, "T": recipe.T}, "command": COMMAND,
             "seed": recipe.seed, "steps": steps, "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "device": str(device),
             "data_source": data.last_source(), "num_train": int(x.shape[0]), "torch": str(torch.__version__),
             "machine": platform.machine(), "recipe": asdict(recipe), **extra}
+
+
+def _device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; ``ValueError`` if this torch cannot use it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'cpu', 'cuda' or another torch device, got {device!r}") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but this torch sees no CUDA GPU")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} was asked for, but MPS is not available")
+    return dev
 
 
 def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,16 +128,16 @@ def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_mnist_cfg(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
-                    progress: bool = True) -> tuple[ConditionalUNet, dict]:
+                    progress: bool = True, device: str | torch.device = "cpu") -> tuple[ConditionalUNet, dict]:
     """Train the conditional U-Net with label dropout ``p_uncond`` (one network for CFG).
 
     Uses :func:`course_lib.train.train_diffusion` (DDPM loss, Adam with a warm-up and,
-    by default, a constant learning rate, EMA weights). Returns the model in eval mode
-    and its meta."""
+    by default, a constant learning rate, EMA weights) on ``device``. Returns the model
+    in eval mode, on the CPU, and its meta."""
     _check_digits(x0, y)
     arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
             "emb_dim": recipe.emb_dim}
-    model = train.seeded_init(recipe.seed, lambda: ConditionalUNet(**arch))
+    model = train.seeded_init(recipe.seed, lambda: ConditionalUNet(**arch)).to(_device(device))
     cpu = time.process_time()
     history = train.train_diffusion(model, x0, y, recipe.make_schedule(), steps=recipe.steps,
                                     batch_size=recipe.batch_size, lr=recipe.lr, p_uncond=recipe.p_uncond,
@@ -134,19 +147,21 @@ def train_mnist_cfg(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Di
                                     desc="mnist_cfg")
     cpu = time.process_time() - cpu
     tail = history.losses[-200:]
-    meta = _meta(recipe, arch, recipe.steps, history.seconds, cpu, x0, batch_size=recipe.batch_size, lr=recipe.lr,
-                 p_uncond=recipe.p_uncond, ema_decay=recipe.ema_decay, final_loss=sum(tail) / len(tail))
-    return model, meta
+    meta = _meta(recipe, arch, recipe.steps, history.seconds, cpu, x0, device, batch_size=recipe.batch_size,
+                 lr=recipe.lr, p_uncond=recipe.p_uncond, ema_decay=recipe.ema_decay, final_loss=sum(tail) / len(tail))
+    return model.cpu(), meta
 
 
 def train_mnist_classifier(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
-                           progress: bool = True) -> tuple[NoisyImageClassifier, dict]:
+                           progress: bool = True, device: str | torch.device = "cpu"
+                           ) -> tuple[NoisyImageClassifier, dict]:
     """Train the noise-aware classifier ``p_phi(y | x_t, t)`` with
-    :func:`course_lib.train.train_classifier` (``t`` uniform, cross-entropy)."""
+    :func:`course_lib.train.train_classifier` (``t`` uniform, cross-entropy) on ``device``;
+    returns it on the CPU."""
     _check_digits(x0, y)
     arch = {"num_classes": NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
             "emb_dim": recipe.emb_dim}
-    model = train.seeded_init(recipe.seed + 1, lambda: NoisyImageClassifier(**arch))
+    model = train.seeded_init(recipe.seed + 1, lambda: NoisyImageClassifier(**arch)).to(_device(device))
     cpu = time.process_time()
     history = train.train_classifier(model, x0, y, recipe.make_schedule(), noisy=True,
                                      steps=recipe.classifier_steps, batch_size=recipe.classifier_batch_size,
@@ -155,10 +170,10 @@ def train_mnist_classifier(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsReci
                                      desc="mnist_classifier")
     cpu = time.process_time() - cpu
     tail = history.accuracies[-200:]
-    meta = _meta(recipe, arch, recipe.classifier_steps, history.seconds, cpu, x0,
+    meta = _meta(recipe, arch, recipe.classifier_steps, history.seconds, cpu, x0, device,
                  batch_size=recipe.classifier_batch_size, lr=recipe.classifier_lr,
                  final_batch_accuracy=sum(tail) / len(tail))
-    return model, meta
+    return model.cpu(), meta
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -175,8 +190,9 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 def train_judge(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = DigitsRecipe(), *,
-                progress: bool = True) -> tuple[ImageClassifier, dict]:
-    """Train the clean judge :class:`~course_lib.unet.ImageClassifier` on clean digits with random shifts.
+                progress: bool = True, device: str | torch.device = "cpu") -> tuple[ImageClassifier, dict]:
+    """Train the clean judge :class:`~course_lib.unet.ImageClassifier` on clean digits with random
+    shifts, on ``device``; returns it on the CPU.
 
     A small loop of its own: :func:`course_lib.train.train_classifier` feeds
     ``model(x, t)`` and cannot augment, and the judge takes no ``t``."""
@@ -184,27 +200,28 @@ def train_judge(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Digits
 
     _check_digits(x0, y)
     generator = torch.Generator().manual_seed(recipe.seed + 2)
-    model = train.seeded_init(recipe.seed + 2, lambda: ImageClassifier(num_classes=NUM_CLASSES))
+    dev = _device(device)
+    model = train.seeded_init(recipe.seed + 2, lambda: ImageClassifier(num_classes=NUM_CLASSES)).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.judge_lr)
     scheduler = train._cosine_lr(optimizer, recipe.judge_steps)
     start, cpu, accs = time.perf_counter(), time.process_time(), []
     model.train()
     for _ in tqdm(range(recipe.judge_steps), desc="mnist_judge", disable=not progress):
         idx = torch.randint(x0.shape[0], (recipe.judge_batch_size,), generator=generator)
-        xb = random_shift(x0[idx], recipe.judge_shift, generator)
+        xb, yb = random_shift(x0[idx], recipe.judge_shift, generator).to(dev), y[idx].to(dev)
         logits = model(xb)
-        loss = F.cross_entropy(logits, y[idx])
+        loss = F.cross_entropy(logits, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        accs.append((logits.argmax(1) == y[idx]).float().mean().item())
+        accs.append((logits.argmax(1) == yb).float().mean().item())
     model.eval()
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     meta = _meta(recipe, {"num_classes": NUM_CLASSES, "feature_dim": model.feature_dim}, recipe.judge_steps,
-                 seconds, cpu, x0, batch_size=recipe.judge_batch_size, lr=recipe.judge_lr, shift=recipe.judge_shift,
-                 final_batch_accuracy=sum(accs[-200:]) / len(accs[-200:]))
-    return model, meta
+                 seconds, cpu, x0, device, batch_size=recipe.judge_batch_size, lr=recipe.judge_lr,
+                 shift=recipe.judge_shift, final_batch_accuracy=sum(accs[-200:]) / len(accs[-200:]))
+    return model.cpu(), meta
 
 
 def _check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x0") -> None:
@@ -221,11 +238,12 @@ def _check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x
 
 def train_all(recipe: DigitsRecipe = DigitsRecipe(), *, root=None, command: str = COMMAND,
               progress: bool = True, say: Callable[..., None] = print, eval_per_class: int = 50,
-              eval_steps: int = 50) -> list:
+              eval_steps: int = 50, device: str | torch.device = "cpu") -> list:
     """Train the judge, ``mnist_cfg`` and ``mnist_classifier`` from ``recipe`` and write them
     with :func:`course_lib.pretrained.save` (to ``root``, default the shipped weights folder),
     recording ``command`` (the command line that called this) in each file's meta and the
-    manifest. ``python -m course_lib.train mnist`` runs this. Returns the paths written.
+    manifest. Training runs on ``device``; grading runs on the CPU.
+    ``python -m course_lib.train mnist`` runs this (on the GPU when there is one). Returns the paths written.
 
     The judge comes first so that ``mnist_cfg``'s meta can record the judged accuracy
     its samples reach (``eval_per_class`` per digit, DDIM ``eval_steps``, ``w = 0, 1, 3``)."""
@@ -236,19 +254,19 @@ def train_all(recipe: DigitsRecipe = DigitsRecipe(), *, root=None, command: str 
     schedule = recipe.make_schedule()
     paths = []
 
-    judge, meta = train_judge(x, y, recipe, progress=progress)
+    judge, meta = train_judge(x, y, recipe, progress=progress, device=device)
     meta["test_accuracy"] = judged_accuracy(judge, x_test, y_test)
     paths.append(pretrained.save("mnist_judge", judge, meta, command=command, root=root))
     say(f"mnist_judge: {meta['seconds']:.0f} s, accuracy on the {len(x_test)} test digits {meta['test_accuracy']:.3f}")
 
-    model, meta = train_mnist_cfg(x, y, recipe, progress=progress)
+    model, meta = train_mnist_cfg(x, y, recipe, progress=progress, device=device)
     by_w = judge_cfg_model(model, judge, schedule, per_class=eval_per_class, steps=eval_steps, seed=recipe.seed + 1000)
     meta["judged_accuracy"] = {"by_w": by_w, "per_class": eval_per_class, "ddim_steps": eval_steps}
     paths.append(pretrained.save("mnist_cfg", model, meta, command=command, root=root))
     say(f"mnist_cfg: {meta['seconds']:.0f} s; judged accuracy (DDIM {eval_steps}, {eval_per_class} per digit) "
         + ", ".join(f"w={w}: {a:.3f}" for w, a in by_w.items()))
 
-    classifier, meta = train_mnist_classifier(x, y, recipe, progress=progress)
+    classifier, meta = train_mnist_classifier(x, y, recipe, progress=progress, device=device)
     meta["test_accuracy_by_t"] = noisy_accuracy(classifier, x_test, y_test, schedule)
     paths.append(pretrained.save("mnist_classifier", classifier, meta, command=command, root=root))
     say(f"mnist_classifier: {meta['seconds']:.0f} s; test accuracy by t "

@@ -322,3 +322,35 @@ digits.DigitGridExplorer(render, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 0.0)
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_device_is_checked_before_any_training():
+    with pytest.raises(ValueError, match="device must be"):
+        digits._device("abacus")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            digits._device("cuda")
+    assert digits._device("cpu") == torch.device("cpu")
+
+
+def test_train_command_writes_all_three_models_with_their_device(monkeypatch, tmp_path, capsys):
+    from course_lib import train
+
+    x, y = digits.load_digits("train")
+    small = x[:40], y[:40]
+    tiny = digits.DigitsRecipe(steps=2, batch_size=4, base_channels=8, emb_dim=8, warmup_steps=1,
+                               classifier_steps=2, classifier_batch_size=4, judge_steps=2, judge_batch_size=4)
+    monkeypatch.setattr(digits, "load_digits", lambda split="train": small)
+    monkeypatch.setattr(digits, "DigitsRecipe", lambda seed: tiny)
+    monkeypatch.setattr(digits, "noisy_accuracy", lambda *args, **kwargs: {"0": 0.5})
+    monkeypatch.setattr(digits, "judge_cfg_model", lambda *args, **kwargs: {"0": 0.1, "1": 0.2, "3": 0.3})
+    train.main(["mnist", "--out", str(tmp_path), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "training on cpu" in out
+    for name in ("mnist_judge", "mnist_cfg", "mnist_classifier"):
+        p = pretrained.load(name, root=tmp_path)
+        assert p.meta["device"] == "cpu" and p.meta["command"].startswith("python -m course_lib.train mnist")
+        assert all(q.device.type == "cpu" for q in p.model.parameters())
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            train.main(["mnist", "--out", str(tmp_path), "--device", "cuda", "--quiet"])
