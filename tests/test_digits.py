@@ -98,6 +98,8 @@ def test_sweep_rows_hold_both_conventions(tiny):
     assert rows[1]["diversity"] == pytest.approx(digits.within_class_diversity(images, labels))
     assert rows[1]["frechet"] == pytest.approx(digits.feature_frechet(judge, images, reference))
     assert "accuracy" in digits.format_rows(rows)
+    table = digits.format_rows([{"w": float("nan"), "accuracy": 0.5}, {"w": 1.0, "accuracy": 0.25}])
+    assert table.splitlines()[1].split() == ["-", "0.500"] and table.splitlines()[2].split() == ["1.000", "0.250"]
     with pytest.raises(ValueError, match="classifier must be given"):
         digits.sweep(model, judge, reference, ws=(), gammas=(1.0,))
 
