@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from . import diffusion, metrics, toy
+from . import diffusion, guidance, metrics, models, tilted, toy
 
 TOLERANCE = 1e-5
 
@@ -46,6 +46,49 @@ def check_forward_noise(forward_noise: Callable, seed: int = 0) -> None:
         error = max(error, (ours - reference).abs().max().item())
     _report("forward_noise", error, "diffusion.q_sample",
             "both terms take a square root: sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * eps")
+
+
+def check_ddim_as_euler(ddim_as_euler: Callable, seed: int = 0) -> None:
+    """Lesson 0: ``ddim_as_euler(x_t, eps, alpha_bar_t, alpha_bar_s)``, one Euler step of the
+    probability-flow ODE in ``x_bar = x / sqrt(alpha_bar)``, ``sigma_bar = sqrt((1 - alpha_bar) / alpha_bar)``,
+    against the deterministic :func:`course_lib.diffusion.ddim_step` (Song et al. 2021, eq. 12)."""
+    gen = torch.Generator().manual_seed(seed)
+    schedule = diffusion.make_schedule("linear", T=1000)
+    x_t, eps = torch.randn(32, 2, generator=gen, dtype=torch.float64), torch.randn(32, 2, generator=gen,
+                                                                                   dtype=torch.float64)
+    error = 0.0
+    for t, s in ((999, 949), (600, 550 - seed % 50), (150, 20)):
+        ours = _as_tensor(ddim_as_euler(x_t, eps, schedule.alpha_bars[t].item(), schedule.alpha_bars[s].item()),
+                          "ddim_as_euler")
+        error = max(error, (ours - diffusion.ddim_step(x_t, eps, t, s, schedule, eta=0.0)).abs().max().item())
+    _report("ddim_as_euler", error, "diffusion.ddim_step(eta=0)",
+            "sigma_bar = sqrt((1 - alpha_bar) / alpha_bar), not sigma_t; step x_bar by (sigma_bar_s - sigma_bar_t) * eps "
+            "and multiply back by sqrt(alpha_bar_s)")
+
+
+def _tiny_cfg_model(seed: int, K: int = 3) -> models.ConditionalMLP:
+    torch.manual_seed(seed)
+    return models.ConditionalMLP(num_classes=K, T=1000, width=16, depth=1).eval()
+
+
+def check_conditional_eps_fn(conditional_eps_fn: Callable, seed: int = 0) -> None:
+    """Lesson 1: ``conditional_eps_fn(model, y)`` returns the sampler's ``eps_fn(x, t)`` with the
+    label fixed, against :func:`course_lib.guidance.model_eps_fn`, for every label and the null label."""
+    K = 3
+    with torch.random.fork_rng(devices=[]):
+        model = _tiny_cfg_model(seed, K)
+    gen = torch.Generator().manual_seed(seed)
+    x, t = torch.randn(40, 2, generator=gen), torch.randint(1000, (40,), generator=gen)
+    error = 0.0
+    with torch.no_grad():
+        for y in range(K + 1):
+            eps_fn = conditional_eps_fn(model, y)
+            if not callable(eps_fn):
+                raise AssertionError(f"conditional_eps_fn must return a function eps_fn(x, t), got {eps_fn!r}")
+            ours = _as_tensor(eps_fn(x, t), "the eps_fn from conditional_eps_fn")
+            error = max(error, (ours - guidance.model_eps_fn(model, y, K)(x, t)).abs().max().item())
+    _report("conditional_eps_fn", error, "guidance.model_eps_fn",
+            "call model(x, t, labels) with one label per point: torch.full((x.shape[0],), y)")
 
 
 def check_drop_labels(drop_labels: Callable, seed: int = 0) -> None:
@@ -86,6 +129,40 @@ def check_grad_log_classifier(grad_log_classifier: Callable, seed: int = 0) -> N
     exact = torch.stack([noised.score(x[i:i + 1], int(y[i])) - noised.score(x[i:i + 1]) for i in range(200)])[:, 0]
     _report("grad_log_classifier", (ours - exact).abs().max().item(), "score(x_t | y) - score(x_t)",
             "pick column y of log_prob_fn(x, t) for each point, sum, and differentiate with respect to x", 1e-6)
+
+
+def check_guided_eps(guided_eps: Callable, seed: int = 0) -> None:
+    """Lesson 2: ``guided_eps(eps, grad_log_p_y, sigma_t, gamma) = eps - gamma sigma_t grad_log_p_y``
+    (DESIGN.md section 2; Dhariwal & Nichol 2021), at ``gamma = 0, 1, 3`` and several ``sigma_t``."""
+    gen = torch.Generator().manual_seed(seed)
+    eps, grad = torch.randn(50, 2, generator=gen), torch.randn(50, 2, generator=gen)
+    error = 0.0
+    for gamma in (0.0, 1.0, 3.0):
+        for sigma_t in (0.1, 0.7, 1.0):
+            ours = _as_tensor(guided_eps(eps, grad, sigma_t, gamma), "guided_eps")
+            error = max(error, (ours - (eps - gamma * sigma_t * grad)).abs().max().item())
+    _report("guided_eps", error, "eps - gamma * sigma_t * grad log p(y | x_t)",
+            "the score is -eps / sigma_t, so adding gamma * grad to the score subtracts gamma * sigma_t * grad from eps")
+
+
+def check_implicit_grad(implicit_grad: Callable, seed: int = 0) -> None:
+    """Lesson 3: ``implicit_grad(model, x, t, y, schedule) = (eps(x_t, null) - eps(x_t, y)) / sigma_t``
+    against :func:`course_lib.tilted.implicit_classifier_grad`, with a different ``t`` at every point."""
+    K = 3
+    with torch.random.fork_rng(devices=[]):
+        model = _tiny_cfg_model(seed, K)
+    schedule = diffusion.make_schedule("linear", T=1000)
+    gen = torch.Generator().manual_seed(seed)
+    x, t = torch.randn(40, 2, generator=gen), torch.randint(1, 1000, (40,), generator=gen)
+    error = 0.0
+    for y in range(K):
+        ours = _as_tensor(implicit_grad(model, x, t, y, schedule), "implicit_grad")
+        with torch.no_grad():
+            reference = tilted.implicit_classifier_grad(guidance.model_eps_fn(model, y, K),
+                                                        guidance.model_eps_fn(model, K, K), x, t, schedule)
+        error = max(error, (ours - reference).abs().max().item())
+    _report("implicit_grad", error, "tilted.implicit_classifier_grad",
+            "eps(x_t, null) minus eps(x_t, y), divided by each point's own sigma_t = schedule.sigmas[t]")
 
 
 def check_cfg_eps(cfg_eps: Callable, seed: int = 0) -> None:

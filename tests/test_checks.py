@@ -30,7 +30,34 @@ def knn_precision(real, fake, k=5):
     return (torch.cdist(fake, real) <= radii).any(dim=1).double().mean().item()
 
 
+def ddim_as_euler(x_t, eps, alpha_bar_t, alpha_bar_s):
+    sigma_bar_t, sigma_bar_s = ((1 - alpha_bar_t) / alpha_bar_t) ** 0.5, ((1 - alpha_bar_s) / alpha_bar_s) ** 0.5
+    return alpha_bar_s**0.5 * (x_t / alpha_bar_t**0.5 + (sigma_bar_s - sigma_bar_t) * eps)
+
+
+def conditional_eps_fn(model, y):
+    return lambda x, t: model(x, t, torch.full((x.shape[0],), y))
+
+
+def guided_eps(eps, grad_log_p_y, sigma_t, gamma):
+    return eps - gamma * sigma_t * grad_log_p_y
+
+
+def implicit_grad(model, x, t, y, schedule):
+    with torch.no_grad():
+        null = torch.full_like(t, model.num_classes)
+        eps_y, eps_null = model(x, t, torch.full_like(t, y)), model(x, t, null)
+    return (eps_null - eps_y) / schedule.sigmas[t].float()[:, None]
+
+
 RIGHT_AND_WRONG = [
+    (checks.check_ddim_as_euler, ddim_as_euler,  # sigma_t in place of sigma_bar
+     lambda x, e, a, b: b**0.5 * (x / a**0.5 + ((1 - b) ** 0.5 - (1 - a) ** 0.5) * e)),
+    (checks.check_conditional_eps_fn, conditional_eps_fn,  # always the null label
+     lambda model, y: lambda x, t: model(x, t, torch.full((x.shape[0],), model.num_classes))),
+    (checks.check_guided_eps, guided_eps, lambda e, g, s, gamma: e + gamma * s * g),  # sign
+    (checks.check_implicit_grad, implicit_grad,  # forgets sigma_t
+     lambda model, x, t, y, schedule: implicit_grad(model, x, t, y, schedule) * schedule.sigmas[t].float()[:, None]),
     (checks.check_forward_noise, forward_noise, lambda x0, a, eps: a**0.5 * x0 + (1 - a) * eps),  # variance
     (checks.check_drop_labels, drop_labels,
      lambda y, p, K, g: torch.where(torch.rand(len(y), generator=g) > p, torch.full_like(y, K), y)),  # flipped

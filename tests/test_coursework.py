@@ -109,5 +109,5 @@ def test_a_released_lesson_runs_to_the_end_and_scores_zero_unsolved(tmp_path):
     done = subprocess.run([sys.executable, "-m", "course_lib.coursework", "grade", str(lesson)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "03_classifier_free_guidance: 0/1"
+    assert done.stdout.strip() == "03_classifier_free_guidance: 0/2"
     assert lesson.read_bytes() == before  # grading never writes to the student's file
