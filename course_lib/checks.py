@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from . import diffusion, guidance, metrics, models, tilted, toy
+from . import diffusion, guidance, metrics, models, tilted, toy, train
 
 TOLERANCE = 1e-5
 
@@ -67,16 +67,15 @@ def check_ddim_as_euler(ddim_as_euler: Callable, seed: int = 0) -> None:
 
 
 def _tiny_cfg_model(seed: int, K: int = 3) -> models.ConditionalMLP:
-    torch.manual_seed(seed)
-    return models.ConditionalMLP(num_classes=K, T=1000, width=16, depth=1).eval()
+    """A small conditional MLP with initial weights from ``seed`` (torch's global generator untouched)."""
+    return train.seeded_init(seed, lambda: models.ConditionalMLP(num_classes=K, T=1000, width=16, depth=1)).eval()
 
 
 def check_conditional_eps_fn(conditional_eps_fn: Callable, seed: int = 0) -> None:
     """Lesson 1: ``conditional_eps_fn(model, y)`` returns the sampler's ``eps_fn(x, t)`` with the
     label fixed, against :func:`course_lib.guidance.model_eps_fn`, for every label and the null label."""
     K = 3
-    with torch.random.fork_rng(devices=[]):
-        model = _tiny_cfg_model(seed, K)
+    model = _tiny_cfg_model(seed, K)
     gen = torch.Generator().manual_seed(seed)
     x, t = torch.randn(40, 2, generator=gen), torch.randint(1000, (40,), generator=gen)
     error = 0.0
@@ -149,8 +148,7 @@ def check_implicit_grad(implicit_grad: Callable, seed: int = 0) -> None:
     """Lesson 3: ``implicit_grad(model, x, t, y, schedule) = (eps(x_t, null) - eps(x_t, y)) / sigma_t``
     against :func:`course_lib.tilted.implicit_classifier_grad`, with a different ``t`` at every point."""
     K = 3
-    with torch.random.fork_rng(devices=[]):
-        model = _tiny_cfg_model(seed, K)
+    model = _tiny_cfg_model(seed, K)
     schedule = diffusion.make_schedule("linear", T=1000)
     gen = torch.Generator().manual_seed(seed)
     x, t = torch.randn(40, 2, generator=gen), torch.randint(1, 1000, (40,), generator=gen)

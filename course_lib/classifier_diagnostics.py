@@ -127,9 +127,8 @@ def data_metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], x0: torch.Tensor, y
     cross-entropy of each named classifier on ``x_t = q_sample(x0, t, eps)`` at each ``t`` in ``ts``.
 
     ``x0 [N, ...]`` with labels ``y [N]`` (e.g. held-out digits). At each ``t`` one noise
-    ``eps`` is drawn from ``seed`` (in the order of ``ts``, as
-    :func:`course_lib.digits.noisy_accuracy` draws it) and every classifier sees the same
-    ``x_t``; ``log_prob_fn`` is called on chunks of ``batch_size``. Returns
+    ``eps`` is drawn from ``seed`` (in the order of ``ts``; :func:`course_lib.digits.noisy_accuracy`
+    calls this) and every classifier sees the same ``x_t``; ``log_prob_fn`` is called on chunks of ``batch_size``. Returns
     ``{name: {"accuracy": [...], "cross_entropy": [...]}}``, lists in the order of ``ts``."""
     if not log_prob_fns:
         raise ValueError("log_prob_fns must name at least one classifier")
@@ -195,26 +194,6 @@ def gradient_error(log_prob_fn: LogProbFn, reference_fn: LogProbFn, x: torch.Ten
     relative = ((g - g_ref) ** 2).sum(1).mean() / (g_ref**2).sum(1).mean().clamp_min(1e-300)
     cosine = torch.nn.functional.cosine_similarity(g, g_ref, dim=1, eps=1e-12).mean()
     return {"relative_error": float(relative), "cosine": float(cosine)}
-
-
-def median_seconds(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 3,
-                   clock: Callable[[], float] = time.perf_counter) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed ones.
-
-    ``clock`` is wall-clock time by default; ``time.process_time`` counts only the CPU
-    time of this process, so other programs on a busy machine do not inflate it."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return statistics.median(times)
 
 
 def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | int, schedule: Schedule,

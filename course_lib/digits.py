@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, diffusion, guidance, metrics, plots, train, widgets
+from . import classifier_diagnostics, conditioning, data, diffusion, guidance, metrics, plots, train, widgets
 from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 NUM_CLASSES = 10
@@ -274,18 +274,14 @@ def train_all(recipe: DigitsRecipe = DigitsRecipe(), *, root=None, command: str 
     return paths
 
 
-@torch.no_grad()
 def noisy_accuracy(classifier: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, schedule: diffusion.Schedule,
                    ts: tuple[int, ...] = (0, 100, 250, 500, 750), seed: int = 0) -> dict[str, float]:
-    """Accuracy of a noise-aware classifier on ``x_t = q_sample(x0, t)`` at each ``t`` in ``ts``."""
+    """Accuracy of a noise-aware classifier on ``x_t = q_sample(x0, t)`` at each ``t`` in ``ts``,
+    keyed by ``str(t)``: :func:`course_lib.classifier_diagnostics.data_metrics_vs_t` for one classifier."""
     _check_digits(x0, y)
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for t in ts:
-        tt = torch.full((x0.shape[0],), t, dtype=torch.long)
-        x_t = diffusion.q_sample(x0, tt, torch.randn(x0.shape, generator=g), schedule)
-        out[str(t)] = float((classifier(x_t, tt).argmax(1) == y).double().mean())
-    return out
+    by_t = classifier_diagnostics.data_metrics_vs_t({"classifier": classifier_log_prob_fn(classifier)}, x0, y,
+                                                    schedule, list(ts), seed=seed)["classifier"]["accuracy"]
+    return {str(t): accuracy for t, accuracy in zip(ts, by_t)}
 
 
 # --------------------------------------------------------------------------- grids
@@ -380,8 +376,7 @@ def judge_features(judge: torch.nn.Module, images: torch.Tensor, batch_size: int
 def judged_accuracy(judge: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """The share of ``images`` that the independent ``judge`` classifies as the digit they were asked to be."""
     _check_digits(images, labels, name="images")
-    logits = torch.cat([judge(chunk) for chunk in images.split(1000)])
-    return float((logits.argmax(1) == labels).double().mean())
+    return float((conditioning.judge_verdicts(judge, images) == labels).double().mean())
 
 
 def judge_cfg_model(model: torch.nn.Module, judge: torch.nn.Module, schedule: diffusion.Schedule | None = None, *,

@@ -1,5 +1,7 @@
 """The benchmark's table and timer (its numbers are measured by running it, not here)."""
 
+import pytest
+
 from course_lib import bench
 
 
@@ -15,6 +17,12 @@ def test_median_seconds_counts_calls():
     calls = []
     seconds = bench.median_seconds(lambda: calls.append(1), repeats=4)
     assert len(calls) == 5 and seconds >= 0
+    calls = []
+    assert bench.median_seconds(lambda: calls.append(1), repeats=5, warmup=2) >= 0 and len(calls) == 7
+    with pytest.raises(ValueError, match="repeats"):
+        bench.median_seconds(lambda: None, repeats=0)
+    ticks = iter(range(100))
+    assert bench.median_seconds(lambda: None, repeats=3, warmup=0, clock=lambda: float(next(ticks))) == 1.0
 
 
 def test_main_prints_a_table(capsys, monkeypatch):

@@ -92,13 +92,7 @@ def test_label_and_shape_checks():
         cd.cross_entropy(EXACT, x_t, t.float(), y)
 
 
-def test_median_seconds_and_step_cost():
-    calls = []
-    assert cd.median_seconds(lambda: calls.append(1), repeats=5, warmup=2) >= 0 and len(calls) == 7
-    with pytest.raises(ValueError, match="repeats"):
-        cd.median_seconds(lambda: None, repeats=0)
-    ticks = iter(range(100))
-    assert cd.median_seconds(lambda: None, repeats=3, warmup=0, clock=lambda: float(next(ticks))) == 1.0
+def test_step_cost():
     x = torch.randn(256, 2, generator=torch.Generator().manual_seed(5))
     cost = cd.guided_step_cost(MIX.eps_fn(S), EXACT, 1, S, x, 500, repeats=5)
     assert set(cost) == {"unguided", "classifier_forward", "classifier_gradient", "guided", "ratio"}
