@@ -1,11 +1,5 @@
-"""The MNIST track: digit grids wired to the samplers, metrics wired to the judge, the
-grid explorer's in-place updates and cache, bad inputs, and the shipped weights' quality."""
-
-import base64
-import subprocess
-import sys
-import threading
-import time
+"""The MNIST track: digit grids wired to the samplers, metrics wired to the judge, bad inputs,
+and the shipped weights' quality."""
 
 import matplotlib
 
@@ -128,69 +122,6 @@ def test_tile_matches_image_grid():
     plt.close(ax.figure)
 
 
-def _counting_render(calls, delay=0.0):
-    def render(w, seed=0):
-        calls.append((w, seed))
-        time.sleep(delay)
-        return torch.full((20, 1, 28, 28), float(np.tanh(w / 3))) + 0.01 * seed
-    return render
-
-
-def test_explorer_updates_in_place_and_never_shows_a_stale_grid():
-    calls = []
-    render = _counting_render(calls)
-    explorer = digits.DigitGridExplorer(render, [-1.0, 0.0, 1.0, 2.0], 0.0, precompute=False)
-    image, title = explorer.image, explorer.title
-    assert calls == [(0.0, 0)]
-    png = explorer.png
-    seconds = explorer.update(2.0)  # not computed yet: rendered now
-    assert seconds > 0 and explorer.image is image and explorer.title is title and explorer.png != png
-    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(2.0, 0), 10))
-    assert title.get_text().startswith("w = 2.00  |  γ = 1 + w = 3.00")
-    n = len(calls)
-    explorer.update(0.0)  # cached
-    assert len(calls) == n
-    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(0.0, 0), 10))
-    explorer.update(1.0, seed=3)  # a new seed is a new grid
-    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(1.0, 3), 10))
-
-
-def test_explorer_precomputes_and_its_cache_equals_a_fresh_render(tiny):
-    render = digits.cfg_render(tiny[0], m=1, steps=2, schedule=S)
-    values = [-1.0, 0.0, 1.5, 3.0]
-    explorer = digits.DigitGridExplorer(render, values, 1.5, symbol="w")
-    assert explorer.wait(timeout=60)
-    for v in values:
-        assert torch.equal(explorer.cache[(v, 0)], render(v, 0))
-    explorer.update(3.0)
-    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(3.0, 0), 10))
-
-
-def test_explorer_move_during_precompute_shows_the_requested_grid():
-    calls = []
-    render = _counting_render(calls, delay=0.05)
-    values = [float(v) for v in range(8)]
-    explorer = digits.DigitGridExplorer(render, values, 0.0)
-    explorer.update(7.0)  # the background thread reaches 7 last
-    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(7.0, 0), 10))
-    assert explorer.wait(timeout=10)
-    keys = [c for c in calls if c != (7.0, 0)]
-    assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
-    assert isinstance(explorer._thread, threading.Thread)
-
-
-def test_explorer_widget_wires_slider_to_update():
-    render = _counting_render([])
-    explorer = digits.DigitGridExplorer(render, [-1.0, 0.0, 2.5], 0.0, precompute=False)
-    box = explorer.widget()
-    (slider, readout), image = box.children[0].children, box.children[1]
-    assert list(slider.options) == [("-1", -1.0), ("0", 0.0), ("2.5", 2.5)]
-    slider.value = 2.5
-    assert explorer.value == 2.5 and readout.value.startswith("w = 2.50") and image.value == explorer.png
-    assert base64.b64decode(box._repr_mimebundle_()["image/png"]) == explorer.png  # headless fallback
-    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(2.5, 0), 10))
-
-
 def test_bad_inputs_raise_value_error(tiny):
     model, classifier, judge = tiny
     x_T = digits.grid_noise(1)
@@ -216,19 +147,6 @@ def test_bad_inputs_raise_value_error(tiny):
         digits.judged_accuracy(judge, torch.zeros(2, 1, 28, 28), torch.tensor([0, 10]))
     with pytest.raises(ValueError, match="images must be"):
         digits.judged_accuracy(judge, torch.zeros(2, 28, 28), torch.tensor([0, 1]))
-    render = _counting_render([])
-    with pytest.raises(ValueError, match="values must be"):
-        digits.DigitGridExplorer(render, [1.0, 0.0], 0.0, precompute=False)
-    with pytest.raises(ValueError, match="value must be"):
-        digits.DigitGridExplorer(render, [0.0, 1.0], 2.0, precompute=False)
-    explorer = digits.DigitGridExplorer(render, [0.0, 1.0], 0.0, precompute=False)
-    for bad in (float("inf"), 5.0, "1"):
-        with pytest.raises(ValueError, match="value must be"):
-            explorer.update(bad)
-    with pytest.raises(ValueError, match="seed must"):
-        explorer.update(1.0, seed=-2)
-    with pytest.raises(ValueError, match="symbol"):
-        digits.DigitGridExplorer(render, [0.0, 1.0], 0.0, symbol="omega", precompute=False)
     with pytest.raises(ValueError, match="p_uncond"):
         digits.DigitsRecipe(p_uncond=1.5)
     with pytest.raises(ValueError, match="steps must"):
@@ -304,26 +222,6 @@ def test_from_scratch_rows_train_and_grade(monkeypatch):
     assert rows[0].section == "mnist-train (1 thread(s))" and "2 steps" in rows[0].quantity and rows[0].value >= 0
     assert [(r.quantity.split(" (")[0], r.value, r.note) for r in rows[1:]] == [
         ("judged accuracy at w=0", 0.25, ""), ("judged accuracy at w=3", 0.5, "target >= 0.90")]
-
-
-def test_exit_while_precomputing_does_not_abort_the_process():
-    """A daemon thread killed inside a torch kernel aborts the interpreter (exit code 134);
-    the explorer stops its background thread at exit instead."""
-    script = """
-import torch
-from course_lib import digits
-
-def render(value, seed=0):
-    a = torch.randn(600, 600)
-    for _ in range(40):
-        a = torch.tanh(a @ a / 600)
-    return torch.zeros(10, 1, 28, 28) + a.mean()
-
-digits.DigitGridExplorer(render, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 0.0)
-"""
-    for _ in range(3):
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_device_is_checked_before_any_training():

@@ -2,6 +2,10 @@
 the shell's in-place updates."""
 
 import base64
+import subprocess
+import sys
+import threading
+import time
 
 import matplotlib
 
@@ -11,7 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import diffusion, guidance, toy, widgets  # noqa: E402
+from course_lib import diffusion, guidance, plots, toy, widgets  # noqa: E402
+from course_lib.unet import ConditionalUNet  # noqa: E402
 
 MIX = toy.anisotropic()
 S = diffusion.make_schedule("linear", 1000)
@@ -75,3 +80,103 @@ def test_explorer_updates_artists_in_place():
     assert base64.b64decode(bundle["image/png"]) == explorer.png
     with pytest.raises(ValueError, match="value must lie"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=7.0, titles={})
+
+
+def _counting_render(calls, delay=0.0):
+    def render(w, seed=0):
+        calls.append((w, seed))
+        time.sleep(delay)
+        return torch.full((20, 1, 28, 28), float(np.tanh(w / 3))) + 0.01 * seed
+    return render
+
+
+def test_explorer_updates_in_place_and_never_shows_a_stale_grid():
+    calls = []
+    render = _counting_render(calls)
+    explorer = widgets.DigitGridExplorer(render, [-1.0, 0.0, 1.0, 2.0], 0.0, precompute=False)
+    image, title = explorer.image, explorer.title
+    assert calls == [(0.0, 0)]
+    png = explorer.png
+    seconds = explorer.update(2.0)  # not computed yet: rendered now
+    assert seconds > 0 and explorer.image is image and explorer.title is title and explorer.png != png
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(2.0, 0), 10))
+    assert title.get_text().startswith("w = 2.00  |  γ = 1 + w = 3.00")
+    n = len(calls)
+    explorer.update(0.0)  # cached
+    assert len(calls) == n
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(0.0, 0), 10))
+    explorer.update(1.0, seed=3)  # a new seed is a new grid
+    np.testing.assert_allclose(image.get_array(), plots.tile_images(render(1.0, 3), 10))
+
+
+def test_explorer_precomputes_and_its_cache_equals_a_fresh_render():
+    torch.manual_seed(0)
+    render = widgets.cfg_render(ConditionalUNet(base_channels=8, emb_dim=8).eval(), m=1, steps=2, schedule=S)
+    values = [-1.0, 0.0, 1.5, 3.0]
+    explorer = widgets.DigitGridExplorer(render, values, 1.5, symbol="w")
+    assert explorer.wait(timeout=60)
+    for v in values:
+        assert torch.equal(explorer.cache[(v, 0)], render(v, 0))
+    explorer.update(3.0)
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(3.0, 0), 10))
+
+
+def test_explorer_move_during_precompute_shows_the_requested_grid():
+    calls = []
+    render = _counting_render(calls, delay=0.05)
+    values = [float(v) for v in range(8)]
+    explorer = widgets.DigitGridExplorer(render, values, 0.0)
+    explorer.update(7.0)  # the background thread reaches 7 last
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(7.0, 0), 10))
+    assert explorer.wait(timeout=10)
+    keys = [c for c in calls if c != (7.0, 0)]
+    assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
+    assert isinstance(explorer._thread, threading.Thread)
+
+
+def test_explorer_widget_wires_slider_to_update():
+    render = _counting_render([])
+    explorer = widgets.DigitGridExplorer(render, [-1.0, 0.0, 2.5], 0.0, precompute=False)
+    box = explorer.widget()
+    (slider, readout), image = box.children[0].children, box.children[1]
+    assert list(slider.options) == [("-1", -1.0), ("0", 0.0), ("2.5", 2.5)]
+    slider.value = 2.5
+    assert explorer.value == 2.5 and readout.value.startswith("w = 2.50") and image.value == explorer.png
+    assert base64.b64decode(box._repr_mimebundle_()["image/png"]) == explorer.png  # headless fallback
+    np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(2.5, 0), 10))
+
+
+def test_grid_explorer_rejects_bad_inputs():
+    render = _counting_render([])
+    with pytest.raises(ValueError, match="values must be"):
+        widgets.DigitGridExplorer(render, [1.0, 0.0], 0.0, precompute=False)
+    with pytest.raises(ValueError, match="value must be"):
+        widgets.DigitGridExplorer(render, [0.0, 1.0], 2.0, precompute=False)
+    explorer = widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, precompute=False)
+    for bad in (float("inf"), 5.0, "1"):
+        with pytest.raises(ValueError, match="value must be"):
+            explorer.update(bad)
+    with pytest.raises(ValueError, match="seed must"):
+        explorer.update(1.0, seed=-2)
+    with pytest.raises(ValueError, match="symbol"):
+        widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, symbol="omega", precompute=False)
+
+
+def test_exit_while_precomputing_does_not_abort_the_process():
+    """A daemon thread killed inside a torch kernel aborts the interpreter (exit code 134);
+    the explorer stops its background thread at exit instead."""
+    script = """
+import torch
+from course_lib import widgets
+
+def render(value, seed=0):
+    a = torch.randn(600, 600)
+    for _ in range(40):
+        a = torch.tanh(a @ a / 600)
+    return torch.zeros(10, 1, 28, 28) + a.mean()
+
+widgets.DigitGridExplorer(render, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], 0.0)
+"""
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
