@@ -143,3 +143,115 @@ def classifier_guidance(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor |
         return eps_fn(x, t) - gamma * _per_sample(schedule.sigmas, t, x) * grad
 
     return guided
+
+
+def classifier_log_prob_fn(classifier: torch.nn.Module) -> LogProbFn:
+    """``(x, t) -> log p_phi(y | x_t) [B, K]`` of a classifier ``classifier(x, t) -> logits [B, K]``:
+    the adapter that :func:`classifier_guidance` and the classifier metrics take."""
+    return lambda x, t: torch.log_softmax(classifier(x, t), dim=1)
+
+
+def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each label of ``y [B]`` by ``null_label`` with probability ``p_uncond``
+    (label dropout, Ho & Salimans 2021, Algorithm 1), one uniform draw per label
+    from ``generator``, as :func:`course_lib.training.train_diffusion` does."""
+    if not (isinstance(p_uncond, (int, float)) and not isinstance(p_uncond, bool) and 0 <= p_uncond <= 1):
+        raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
+    if not isinstance(null_label, int) or isinstance(null_label, bool) or null_label < 1:
+        raise ValueError(f"null_label must be the number of classes K >= 1, got {null_label!r}")
+    if not isinstance(y, torch.Tensor) or y.ndim != 1:
+        raise ValueError(f"y must be a 1-D long tensor of labels in 0..{null_label}")
+    y = check_labels(y, y.shape[0], null_label, allow_null=True)
+    drop = torch.rand(y.shape[0], generator=generator) < p_uncond
+    return torch.where(drop.to(y.device), torch.full_like(y, null_label), y)
+
+
+@torch.no_grad()
+def implicit_classifier_grad(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, x: torch.Tensor, t: torch.Tensor,
+                             schedule: Schedule) -> torch.Tensor:
+    """The implicit classifier's gradient ``(eps(x_t, null) - eps(x_t, y)) / sigma_t`` ``[B, ...]``,
+    an estimate of ``grad_x log p(y | x_t)`` (Ho & Salimans 2021, sec. 3.2; CFG is classifier
+    guidance with it and ``gamma = 1 + w``); ``eps_cond_fn`` holds the label ``y``."""
+    schedule.check_t(t, x.shape[0])
+    return (eps_uncond_fn(x, t) - eps_cond_fn(x, t)) / _per_sample(schedule.sigmas, t, x)
+
+
+# --- guidance since 2022 (lesson 05) ----------------------------------------------------------
+
+
+def _check_time(value: float, name: str) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"{name} must be a number (a time step; +-inf allowed), got {value!r}")
+    return float(value)
+
+
+def interval(guided_fn: EpsFn, plain_fn: EpsFn, t_lo: float, t_hi: float) -> EpsFn:
+    """Guidance in a limited interval (Kynkaanniemi et al. 2024, eq. 4 in discrete time):
+    ``guided_fn(x, t)`` where ``t_lo <= t <= t_hi`` and ``plain_fn(x, t)`` elsewhere, per sample.
+
+    Typically ``guided_fn = cfg(cond, uncond, w)`` and ``plain_fn = cond`` (CFG at ``w = 0``).
+    ``t_lo > t_hi`` is an empty window (``plain_fn`` everywhere); ``(0, T - 1)`` the whole range."""
+    if not callable(guided_fn) or not callable(plain_fn):
+        raise ValueError("guided_fn and plain_fn must be eps functions (x, t) -> eps")
+    t_lo, t_hi = _check_time(t_lo, "t_lo"), _check_time(t_hi, "t_hi")
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        inside = (t >= t_lo) & (t <= t_hi)                                  # [B]
+        if bool(inside.all()):
+            return guided_fn(x, t)
+        if not bool(inside.any()):
+            return plain_fn(x, t)
+        mask = inside.reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.where(mask, guided_fn(x, t), plain_fn(x, t))
+
+    return eps_fn
+
+
+def autoguidance(good_fn: EpsFn, bad_fn: EpsFn, w: float) -> EpsFn:
+    """Autoguidance (Karras et al. 2024, eq. 2 with their ``w = 1 + w``):
+    ``eps = (1 + w) eps_good(x_t, y) - w eps_bad(x_t, y)``, the bad model a weaker
+    version of the same *conditional* model. ``w = 0`` is the good model alone;
+    ``autoguidance(f, f, w)`` is ``f`` for every ``w``."""
+    if not callable(good_fn) or not callable(bad_fn):
+        raise ValueError("good_fn and bad_fn must be eps functions (x, t) -> eps")
+    w = _check_weight(w, "w", -1.0)
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if w == 0.0:
+            return good_fn(x, t)
+        return (1 + w) * good_fn(x, t) - w * bad_fn(x, t)
+
+    return eps_fn
+
+
+def compose(uncond_fn: EpsFn, terms: list[tuple[EpsFn, float]]) -> EpsFn:
+    """Composable diffusion (Liu et al. 2022, eq. 10): ``eps = eps_u + sum_i s_i (eps_i - eps_u)``.
+
+    ``terms`` is a list of ``(eps_fn, scale)``; a negative scale negates a concept (NOT).
+    One term ``[(cond_fn, 1 + w)]`` is exactly ``cfg(cond_fn, uncond_fn, w)``; no terms is ``uncond_fn``.
+    At ``t = 0`` the combined score is that of ``p_u^(1 - sum s_i) prod_i p_i^(s_i)`` (up to
+    normalisation); at ``t > 0`` it is not that density's noised score (Du et al. 2023)."""
+    if not callable(uncond_fn):
+        raise ValueError("uncond_fn must be an eps function (x, t) -> eps")
+    if not isinstance(terms, (list, tuple)):
+        raise ValueError(f"terms must be a list of (eps_fn, scale) pairs, got {type(terms).__name__}")
+    checked = []
+    for i, term in enumerate(terms):
+        if not isinstance(term, (list, tuple)) or len(term) != 2 or not callable(term[0]):
+            raise ValueError(f"terms[{i}] must be a pair (eps_fn, scale), got {term!r}")
+        scale = term[1].item() if isinstance(term[1], torch.Tensor) and term[1].numel() == 1 else term[1]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
+            raise ValueError(f"terms[{i}] scale must be a finite number, got {term[1]!r}")
+        checked.append((term[0], float(scale)))
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_u = uncond_fn(x, t)
+        out = eps_u
+        for fn, scale in checked:
+            out = out + scale * (fn(x, t) - eps_u)
+        return out
+
+    return eps_fn

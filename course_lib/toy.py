@@ -1,12 +1,14 @@
 """2-D Gaussian mixtures with exact answers, and scikit-learn shapes without them.
 
-Each component is one class ``y``. For ``p(x) = sum_k pi_k N(x; mu_k, S_k)``:
+Each component is one class ``y`` unless ``labels`` maps several components to one class
+(``p(x | y)`` is then the mixture of class ``y``'s components). For ``p(x) = sum_k pi_k N(x; mu_k, S_k)``:
 
 - noising keeps the family: ``x_t | y=k ~ N(sqrt(a) mu_k, a S_k + (1 - a) I)``
   with ``a = alpha_bar_t``;
 - ``grad log N(x; mu, S) = -S^{-1} (x - mu)``;
 - the marginal score is the posterior-weighted sum of component scores;
-- ``p(y=k | x) = softmax_k(log pi_k + log N(x; mu_k, S_k))`` (Bayes' rule).
+- ``p(y=k | x) = softmax_k(log pi_k + log N(x; mu_k, S_k))`` (Bayes' rule), summed over a class's
+  components when it has several.
 
 All exact quantities are computed in float64.
 """
@@ -38,15 +40,18 @@ def _gaussian_terms(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
 
 
 class GaussianMixture2D:
-    """A mixture of ``K`` 2-D Gaussians, component ``k`` being class ``y = k``.
+    """A mixture of ``K`` 2-D Gaussians, component ``k`` being class ``y = labels[k]``.
 
     Args:
         means: ``[K, 2]`` component means.
         covs: ``[K, 2, 2]`` symmetric positive-definite covariances.
-        weights: ``[K]`` positive class weights, normalised to sum to one.
+        weights: ``[K]`` positive component weights, normalised to sum to one.
+        labels: ``[K]`` the class of each component, every class in ``0..C-1`` used at least once;
+            default ``0..K-1`` (component ``k`` is class ``k``). Class-level answers (``posterior``,
+            ``log_prob(x, y)``, ``score(x, y)``, ``eps_fn(schedule, y)``) sum over a class's components.
     """
 
-    def __init__(self, means, covs, weights) -> None:
+    def __init__(self, means, covs, weights, labels=None) -> None:
         means = torch.as_tensor(means, dtype=torch.float64)
         covs = torch.as_tensor(covs, dtype=torch.float64)
         weights = torch.as_tensor(weights, dtype=torch.float64)
@@ -67,12 +72,35 @@ class GaussianMixture2D:
         if (torch.linalg.eigvalsh(covs) <= 0).any():
             raise ValueError("covs must be positive definite")
         self.means, self.covs, self.weights = means, covs, weights / weights.sum()
+        self.labels = _check_component_labels(labels, K)
+        self._one_per_class = bool((self.labels == torch.arange(K)).all())
 
     @property
     def num_classes(self) -> int:
+        return int(self.labels.max()) + 1
+
+    @property
+    def num_components(self) -> int:
         return self.means.shape[0]
 
+    def _classes(self, joint: torch.Tensor) -> torch.Tensor:
+        """Per-class ``log sum_{k in class} exp(joint_k)``, ``[n, K] -> [n, C]``."""
+        if self._one_per_class:
+            return joint
+        return torch.stack([torch.logsumexp(joint[:, self.labels == c], 1) for c in range(self.num_classes)], 1)
+
+    def _responsibilities(self, joint: torch.Tensor, y: torch.Tensor | int | None) -> torch.Tensor:
+        """``p(component | x)`` (``y=None``) or ``p(component | x, y)``, ``[n, K]``."""
+        if y is None:
+            return torch.softmax(joint, dim=1)
+        y = check_labels(y, joint.shape[0], self.num_classes).to(joint.device)
+        if self._one_per_class:
+            return torch.nn.functional.one_hot(y, self.num_components).to(joint.dtype)
+        return torch.softmax(joint.masked_fill(self.labels[None] != y[:, None], -math.inf), dim=1)
+
     def __repr__(self) -> str:
+        if not self._one_per_class:
+            return f"GaussianMixture2D(K={self.num_components} components, {self.num_classes} classes)"
         return f"GaussianMixture2D(K={self.num_classes}, weights={[round(w, 3) for w in self.weights.tolist()]})"
 
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,13 +115,21 @@ class GaussianMixture2D:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         if y is None:
-            y = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else \
+            comp = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else \
                 torch.zeros(0, dtype=torch.long)
-        y = check_labels(y, n, self.num_classes)
+            y = self.labels[comp]
+        else:
+            y = check_labels(y, n, self.num_classes)
+            comp = y if self._one_per_class or not n else self._component_of_class(y, generator)
         z = torch.randn(n, 2, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)
-        x = self.means[y] + (chol[y] @ z[:, :, None])[:, :, 0]
+        x = self.means[comp] + (chol[comp] @ z[:, :, None])[:, :, 0]
         return x.float(), y
+
+    def _component_of_class(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """One component of each sample's class ``y [n]``, drawn by the components' weights."""
+        within = self.weights[None] * (self.labels[None] == torch.arange(self.num_classes)[:, None])  # [C, K]
+        return torch.multinomial(within[y], 1, generator=generator)[:, 0]
 
     def noised(self, alpha_bar: float) -> "GaussianMixture2D":
         """The exact law of ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` with ``a = alpha_bar``."""
@@ -101,7 +137,7 @@ class GaussianMixture2D:
         if not (math.isfinite(a) and 0 < a <= 1):
             raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar!r}")
         eye = torch.eye(2, dtype=torch.float64)
-        return GaussianMixture2D(math.sqrt(a) * self.means, a * self.covs + (1 - a) * eye, self.weights)
+        return GaussianMixture2D(math.sqrt(a) * self.means, a * self.covs + (1 - a) * eye, self.weights, self.labels)
 
     def _joint(self, x: torch.Tensor):
         """``log pi_k + log N(x; mu_k, S_k)`` ``[n, K]`` and ``S_k^{-1}(x - mu_k)``."""
@@ -114,20 +150,18 @@ class GaussianMixture2D:
         if y is None:
             return torch.logsumexp(joint, dim=1)
         y = check_labels(y, x.shape[0], self.num_classes).to(x.device)
-        return (joint - self.weights.log()).gather(1, y[:, None])[:, 0]
+        class_log_weights = self._classes(self.weights.log()[None])[0]
+        return (self._classes(joint) - class_log_weights).gather(1, y[:, None])[:, 0]
 
     def posterior(self, x: torch.Tensor) -> torch.Tensor:
         """``p(y | x)``, shape ``[n, K]``, each row summing to one."""
         joint, _ = self._joint(x)
-        return torch.softmax(joint, dim=1)
+        return torch.softmax(self._classes(joint), dim=1)
 
     def score(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
         """``grad_x log p(x)`` (``y=None``) or ``grad_x log p(x | y)``, shape ``[n, 2]``."""
         joint, prec_d = self._joint(x)
-        if y is None:
-            return -(torch.softmax(joint, dim=1)[..., None] * prec_d).sum(1)
-        y = check_labels(y, x.shape[0], self.num_classes).to(x.device)
-        return -prec_d[torch.arange(x.shape[0]), y]
+        return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
 
     def _noised_terms(self, x: torch.Tensor, t: torch.Tensor, schedule: Schedule):
         """Joint log-density terms and ``S^{-1}(x - mu)`` of the noised mixture, per sample's ``t``."""
@@ -145,11 +179,7 @@ class GaussianMixture2D:
 
         def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             joint, prec_d = self._noised_terms(x, t, schedule)
-            if y is None:
-                score = -(torch.softmax(joint, dim=1)[..., None] * prec_d).sum(1)
-            else:
-                labels = check_labels(y, x.shape[0], self.num_classes).to(x.device)
-                score = -prec_d[torch.arange(x.shape[0]), labels]
+            score = -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
             sigma = schedule.sigmas.to(x.device)[t][:, None]
             return (-sigma * score).to(x.dtype)
 
@@ -161,9 +191,62 @@ class GaussianMixture2D:
 
         def log_post(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             joint, _ = self._noised_terms(x, t, schedule)
-            return torch.log_softmax(joint, dim=1).to(x.dtype)
+            return torch.log_softmax(self._classes(joint), dim=1).to(x.dtype)
 
         return log_post
+
+    def broadened(self, delta: float) -> "GaussianMixture2D":
+        """The same mixture with every covariance ``S_k + delta^2 I``: the data law blurred by
+        ``N(0, delta^2 I)``, whose exact ``eps_fn`` is a "bad model" for autoguidance."""
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) or delta < 0:
+            raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
+        eye = torch.eye(2, dtype=torch.float64)
+        return GaussianMixture2D(self.means, self.covs + delta**2 * eye, self.weights, self.labels)
+
+    def conditional(self, y: int) -> "GaussianMixture2D":
+        """``p(x | y)`` as a one-class mixture of class ``y``'s components."""
+        if isinstance(y, bool) or not isinstance(y, int):
+            raise ValueError(f"y must be an int in 0..{self.num_classes - 1}, got {y!r}")
+        check_labels(y, 1, self.num_classes)
+        keep = self.labels == y
+        return GaussianMixture2D(self.means[keep], self.covs[keep], self.weights[keep])
+
+    def product(self, other: "GaussianMixture2D") -> "GaussianMixture2D":
+        """The normalised product density ``p(x) q(x) / Z`` (the exact AND target) as a mixture.
+
+        ``N(x; m, S) N(x; n, R) = N(m; n, S + R) N(x; c, C)`` with ``C = (S^-1 + R^-1)^-1`` and
+        ``c = C (S^-1 m + R^-1 n)`` (Petersen & Pedersen, The Matrix Cookbook, eq. 371), so component
+        ``(k, j)`` has weight ``∝ pi_k rho_j N(mu_k; nu_j, S_k + R_j)``. Its class is
+        ``y_p * C_q + y_q`` (``y_p`` its class in ``self``, ``y_q`` in ``other``, ``C_q`` = ``other``'s
+        classes). Weights below ``1e-300`` of the largest are raised to it (float64's floor)."""
+        if not isinstance(other, GaussianMixture2D):
+            raise ValueError(f"other must be a GaussianMixture2D, got {type(other).__name__}")
+        prec_p, prec_q = torch.linalg.inv(self.covs), torch.linalg.inv(other.covs)
+        covs = torch.linalg.inv(prec_p[:, None] + prec_q[None])                          # [K, J, 2, 2]
+        covs = (covs + covs.transpose(-1, -2)) / 2
+        info = (prec_p @ self.means[..., None])[:, None] + (prec_q @ other.means[..., None])[None]
+        means = (covs @ info)[..., 0]                                                    # [K, J, 2]
+        d = self.means[:, None] - other.means[None]                                      # [K, J, 2]
+        joint_covs = self.covs[:, None] + other.covs[None]                               # [K, J, 2, 2]
+        mahal = (d * torch.linalg.solve(joint_covs, d[..., None])[..., 0]).sum(-1)
+        log_overlap = -0.5 * (mahal + torch.logdet(joint_covs)) - LOG_2PI                 # log N(mu_k; nu_j, S_k + R_j)
+        log_w = self.weights.log()[:, None] + other.weights.log()[None] + log_overlap
+        log_w = (log_w - log_w.max()).clamp(min=math.log(1e-300))
+        labels = self.labels[:, None] * other.num_classes + other.labels[None]
+        return GaussianMixture2D(means.reshape(-1, 2), covs.reshape(-1, 2, 2), log_w.exp().flatten(),
+                                 labels.flatten())
+
+
+def _check_component_labels(labels, K: int) -> torch.Tensor:
+    if labels is None:
+        return torch.arange(K)
+    labels = torch.as_tensor(labels)
+    if labels.shape != (K,) or labels.dtype not in (torch.int32, torch.int64) or labels.min() < 0:
+        raise ValueError(f"labels must be [K] = [{K}] non-negative integer class indices, got {labels!r}")
+    labels = labels.long()
+    if len(labels.unique()) != int(labels.max()) + 1:
+        raise ValueError(f"labels must use every class 0..{int(labels.max())} at least once, got {labels.tolist()}")
+    return labels
 
 
 class OracleDenoiser(torch.nn.Module):
@@ -233,13 +316,46 @@ def anisotropic() -> GaussianMixture2D:
     return GaussianMixture2D(means, covs, [0.4, 0.35, 0.25])
 
 
+def branches(depth: int = 4, length: float = 1.5, per_branch: int = 3, thickness: float = 0.06) -> GaussianMixture2D:
+    """Two classes, each a binary tree of thin branches growing from the origin in opposite
+    directions (class 0 up and right, class 1 down and left), after the 2-D example of
+    Karras et al. 2024 (their Fig. 2). Each branch is ``per_branch`` thin Gaussians along it;
+    children are ``0.7`` times as long and thin, turned by ``+-0.6 * 0.8^level`` rad; a branch's
+    mass is ``length * 0.5^level``. Low-density gaps separate the branches, so a model that
+    blurs the data leaks mass into them."""
+    for name, value in (("depth", depth), ("per_branch", per_branch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, value in (("length", length), ("thickness", thickness)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    means, covs, weights, labels = [], [], [], []
+
+    def grow(y: int, level: int, start: torch.Tensor, angle: float, size: float) -> None:
+        direction = torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64)
+        for i in range(per_branch):
+            means.append(start + direction * size * (i + 0.5) / per_branch)
+            covs.append(_rotated_cov(angle, 0.5 * size / per_branch, thickness * 0.7**level))
+            weights.append(size * 0.5**level / per_branch)
+            labels.append(y)
+        if level + 1 < depth:
+            for sign in (1, -1):
+                grow(y, level + 1, start + direction * size, angle + sign * 0.6 * 0.8**level, 0.7 * size)
+
+    origin = torch.zeros(2, dtype=torch.float64)
+    grow(0, 0, origin, math.pi / 4, length)
+    grow(1, 0, origin, 5 * math.pi / 4, length)
+    return GaussianMixture2D(torch.stack(means), torch.stack(covs), weights, labels)
+
+
 PRESETS: dict[str, Callable[[], GaussianMixture2D]] = {
     "ring": ring, "grid": grid, "unequal_weights": unequal_weights, "anisotropic": anisotropic,
+    "branches": branches,
 }
 
 
 def make_mixture(name: str) -> GaussianMixture2D:
-    """One of the presets by name: ``ring``, ``grid``, ``unequal_weights``, ``anisotropic``."""
+    """One of the presets by name: ``ring``, ``grid``, ``unequal_weights``, ``anisotropic``, ``branches``."""
     if name not in PRESETS:
         raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
     return PRESETS[name]()
