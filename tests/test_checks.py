@@ -1,9 +1,11 @@
-"""The exercise checks accept the lessons' reference answers and reject the usual mistakes."""
+"""Every graded exercise: its checks accept a right answer and reject the usual mistake, on the
+public cases (the instant check) and on hidden cases drawn from several seeds (the grader's);
+an unsolved stub fails with NotImplementedError; malformed answers are named."""
 
 import pytest
 import torch
 
-from course_lib import checks
+from course_lib import checks, exercises
 
 
 def forward_noise(x0, alpha_bar, eps):
@@ -51,38 +53,83 @@ def implicit_grad(model, x, t, y, schedule):
 
 
 RIGHT_AND_WRONG = [
-    (checks.check_ddim_as_euler, ddim_as_euler,  # sigma_t in place of sigma_bar
+    ("ddim_as_euler", ddim_as_euler,  # sigma_t in place of sigma_bar
      lambda x, e, a, b: b**0.5 * (x / a**0.5 + ((1 - b) ** 0.5 - (1 - a) ** 0.5) * e)),
-    (checks.check_conditional_eps_fn, conditional_eps_fn,  # always the null label
+    ("conditional_eps_fn", conditional_eps_fn,  # always the null label
      lambda model, y: lambda x, t: model(x, t, torch.full((x.shape[0],), model.num_classes))),
-    (checks.check_guided_eps, guided_eps, lambda e, g, s, gamma: e + gamma * s * g),  # sign
-    (checks.check_implicit_grad, implicit_grad,  # forgets sigma_t
+    ("guided_eps", guided_eps, lambda e, g, s, gamma: e + gamma * s * g),  # sign
+    ("implicit_grad", implicit_grad,  # forgets sigma_t
      lambda model, x, t, y, schedule: implicit_grad(model, x, t, y, schedule) * schedule.sigmas[t].float()[:, None]),
-    (checks.check_forward_noise, forward_noise, lambda x0, a, eps: a**0.5 * x0 + (1 - a) * eps),  # variance
-    (checks.check_drop_labels, drop_labels,
+    ("forward_noise", forward_noise, lambda x0, a, eps: a**0.5 * x0 + (1 - a) * eps),  # variance
+    ("drop_labels", drop_labels,
      lambda y, p, K, g: torch.where(torch.rand(len(y), generator=g) > p, torch.full_like(y, K), y)),  # flipped
-    (checks.check_grad_log_classifier, grad_log_classifier,
+    ("grad_log_classifier", grad_log_classifier,
      lambda f, x, t, y: -grad_log_classifier(f, x, t, y)),  # sign
-    (checks.check_cfg_eps, cfg_eps, lambda c, u, w: w * c - (w - 1) * u),  # w in place of 1 + w
-    (checks.check_knn_precision, knn_precision,
+    ("cfg_eps", cfg_eps, lambda c, u, w: w * c - (w - 1) * u),  # w in place of 1 + w
+    ("knn_precision", knn_precision,
      lambda real, fake, k=5: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k, dim=1).values)
      .any(dim=1).double().mean().item()),  # counts the point itself as its own neighbour
 ]
 
 
-@pytest.mark.parametrize("check, right, wrong", RIGHT_AND_WRONG, ids=[c[0].__name__ for c in RIGHT_AND_WRONG])
-def test_check_accepts_the_reference_and_rejects_a_typical_mistake(check, right, wrong, capsys):
-    for seed in (0, 1):
-        check(right, seed=seed)
-    assert capsys.readouterr().out.startswith("✓ ")
-    with pytest.raises(AssertionError, match="Hint|must"):
-        check(wrong)
+def assert_right_and_wrong(name, right, wrong, seeds=(0, 1, 2)):
+    """``right`` passes the instant check and every hidden case of ``seeds``; ``wrong`` fails the
+    instant check (lesson owners call this from their own tests for each new exercise)."""
+    exercise = exercises.get(name)
+    assert checks.check(name, right) <= exercise.tolerance
+    for seed in seeds:
+        for args in exercise.hidden_cases(torch.Generator().manual_seed(seed)):
+            assert exercise.error(exercise.run(right, args), args) <= exercise.tolerance, (name, seed)
+    with pytest.raises(AssertionError, match="Hint|must|changed"):
+        checks.check(name, wrong)
 
 
-@pytest.mark.parametrize("check", [c[0] for c in RIGHT_AND_WRONG], ids=[c[0].__name__ for c in RIGHT_AND_WRONG])
-def test_an_unsolved_stub_fails_with_not_implemented(check):
+@pytest.mark.parametrize("name, right, wrong", RIGHT_AND_WRONG, ids=[c[0] for c in RIGHT_AND_WRONG])
+def test_check_accepts_the_reference_and_rejects_a_typical_mistake(name, right, wrong, capsys):
+    assert_right_and_wrong(name, right, wrong)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: ")
+
+
+@pytest.mark.parametrize("name", sorted(exercises.REGISTRY))
+def test_an_unsolved_stub_fails_with_not_implemented(name):
     def stub(*args, **kwargs):
-        raise NotImplementedError("exercise: write this function")
+        raise NotImplementedError(f"exercise {name}: write this function")
 
     with pytest.raises(NotImplementedError):
-        check(stub)
+        checks.check(name, stub)
+
+
+@pytest.mark.parametrize("name", sorted(exercises.REGISTRY))
+def test_every_exercise_has_public_and_hidden_cases_and_a_hint(name):
+    exercise = exercises.get(name)
+    public = exercise.public_cases(torch.Generator().manual_seed(0))
+    hidden = [exercise.hidden_cases(torch.Generator().manual_seed(s)) for s in (1, 2)]
+    assert public and hidden[0] and exercise.hint
+    assert len(hidden[0]) == len(hidden[1])
+
+
+def test_the_old_check_names_still_work_until_the_lessons_move(capsys):
+    checks.check_cfg_eps(cfg_eps, seed=3)
+    assert capsys.readouterr().out.startswith("✓ cfg_eps")
+
+
+def test_malformed_answers_are_named():
+    with pytest.raises(AssertionError, match="must return a torch tensor"):
+        checks.check("cfg_eps", lambda c, u, w: 0.0)
+    with pytest.raises(AssertionError, match="shape"):
+        checks.check("cfg_eps", lambda c, u, w: c[:1])
+    with pytest.raises(AssertionError, match="Python number"):
+        checks.check("knn_precision", lambda real, fake, k=5: torch.tensor(1.0))
+    with pytest.raises(AssertionError, match="off by inf"):
+        checks.check("cfg_eps", lambda c, u, w: c * float("nan"))
+    with pytest.raises(KeyError, match="cfg_eps"):
+        checks.check("no_such_exercise", cfg_eps)
+
+
+def test_an_answer_that_changes_its_inputs_cannot_change_the_reference():
+    def cheat(eps_cond, eps_uncond, w):
+        eps_cond.zero_(), eps_uncond.zero_()
+        return eps_cond
+
+    with pytest.raises(AssertionError, match="Hint"):
+        checks.check("cfg_eps", cheat)
