@@ -350,12 +350,11 @@ def branches(depth: int = 4, length: float = 1.5, per_branch: int = 3, thickness
 
 PRESETS: dict[str, Callable[[], GaussianMixture2D]] = {
     "ring": ring, "grid": grid, "unequal_weights": unequal_weights, "anisotropic": anisotropic,
-    "branches": branches,
-}
+}   # one component per class each; branches() (several per class) is called by name
 
 
 def make_mixture(name: str) -> GaussianMixture2D:
-    """One of the presets by name: ``ring``, ``grid``, ``unequal_weights``, ``anisotropic``, ``branches``."""
+    """One of the presets by name: ``ring``, ``grid``, ``unequal_weights``, ``anisotropic``."""
     if name not in PRESETS:
         raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
     return PRESETS[name]()

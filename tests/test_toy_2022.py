@@ -102,3 +102,12 @@ def test_branches_is_thin_two_class_and_has_gaps():
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_branches_score_is_the_gradient_of_log_prob():
+    m = toy.branches()
+    x = m.sample(100, generator=torch.Generator().manual_seed(3))[0].double() + 0.05
+    for y in [None, 0, 1]:
+        xg = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(m.log_prob(xg, y).sum(), xg)
+        torch.testing.assert_close(m.score(x, y), grad)
