@@ -1,0 +1,115 @@
+"""Flow matching's velocity and diffusion's eps are affine in each other, so CFG carries over exactly.
+
+For a Gaussian probability path ``x_tau = a x0 + s eps`` (coefficients ``a(tau), s(tau)``, derivatives
+``da, ds``) the flow-matching velocity is ``v = E[da x0 + ds eps | x_tau]`` (Lipman et al. 2023, eq. 20).
+With ``x0 = (x - s eps) / a``:
+
+    v = (da / a) x + (ds - da s / a) eps,        eps = -s grad log p_tau(x),
+
+affine in ``eps`` (and in the score) with coefficients that do not depend on the label. CFG's
+weights ``(1 + w)`` and ``-w`` sum to one, so ``(1 + w) v(x, y) - w v(x, null)`` is the velocity of
+``(1 + w) eps(x, y) - w eps(x, null)``: guidance on the velocity *is* guidance on the score
+(Zheng et al. 2023, *Guided flows*). :func:`course_lib.guidance.cfg` never looks at its functions'
+second argument, so it combines velocity functions ``v(x, tau)`` as well. The rectified-flow path is
+``a = 1 - tau``, ``s = tau``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .toy import GaussianMixture2D
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PathCoefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _check_tau(tau: torch.Tensor, batch: int, *, closed: bool) -> torch.Tensor:
+    if not isinstance(tau, torch.Tensor) or tau.ndim != 1 or tau.shape[0] != batch or not tau.is_floating_point():
+        raise ValueError(f"tau must be a 1-D float tensor with one entry per sample ({batch})")
+    top_ok = (tau <= 1) if closed else (tau < 1)
+    if not torch.isfinite(tau).all() or (tau <= 0).any() or not top_ok.all():
+        raise ValueError(f"tau must lie in (0, 1{']' if closed else ')'}, got values in "
+                         f"{float(tau.min()):g}..{float(tau.max()):g}")
+    return tau
+
+
+def linear_path(tau: torch.Tensor) -> PathCoefficients:
+    """The rectified-flow path ``x_tau = (1 - tau) x0 + tau eps``: ``(a, s, da, ds)`` per sample."""
+    if not isinstance(tau, torch.Tensor) or tau.ndim != 1:
+        raise ValueError("tau must be a 1-D float tensor")
+    _check_tau(tau, tau.shape[0], closed=True)
+    return 1 - tau, tau, -torch.ones_like(tau), torch.ones_like(tau)
+
+
+def _column(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return c.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def velocity_from_eps(eps: torch.Tensor, x: torch.Tensor, path: PathCoefficients) -> torch.Tensor:
+    """``v = (da / a) x + (ds - da s / a) eps`` for ``path = (a, s, da, ds)`` (each ``[B]``, ``a > 0``)."""
+    a, s, da, ds = (_column(c, x) for c in path)
+    if eps.shape != x.shape:
+        raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
+    if (a <= 0).any():
+        raise ValueError("path's a must be > 0 (the clean signal must not have vanished)")
+    return da / a * x + (ds - da * s / a) * eps
+
+
+def eps_from_velocity(v: torch.Tensor, x: torch.Tensor, path: PathCoefficients) -> torch.Tensor:
+    """The inverse of :func:`velocity_from_eps`: ``eps = (v - (da / a) x) / (ds - da s / a)``."""
+    a, s, da, ds = (_column(c, x) for c in path)
+    if v.shape != x.shape:
+        raise ValueError(f"v must have the shape of x {tuple(x.shape)}, got {tuple(v.shape)}")
+    if (a <= 0).any():
+        raise ValueError("path's a must be > 0 (the clean signal must not have vanished)")
+    slope = ds - da * s / a
+    if (slope == 0).any():
+        raise ValueError("path's eps coefficient ds - da s / a must not vanish")
+    return (v - da / a * x) / slope
+
+
+def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> VelocityFn:
+    """The exact rectified-flow velocity ``v(x, tau) = (x - E[x0 | x_tau]) / tau`` of a 2-D mixture
+    (``y=None``: the marginal; ``y``: the class-``y`` conditional), ``tau`` ``[B]`` in ``(0, 1]``.
+    ``x_tau``'s law is the mixture with means ``(1 - tau) mu_k`` and covariances
+    ``(1 - tau)^2 S_k + tau^2 I``; ``E[x0 | x_tau]`` is each component's Gaussian posterior mean,
+    ``mu_k + (1 - tau) S_k C_k^-1 (x - (1 - tau) mu_k)``, weighted by the component's responsibility."""
+    if not isinstance(mixture, GaussianMixture2D):
+        raise ValueError(f"mixture must be a GaussianMixture2D, got {type(mixture).__name__}")
+    target = mixture if y is None else mixture.conditional(y)
+
+    def velocity(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        tau = _check_tau(tau, x.shape[0], closed=True).to(torch.float64)
+        xd = x.to(torch.float64)
+        out = torch.empty_like(xd)
+        for value in tau.unique():                          # a sampler's batch shares one tau
+            rows = tau == value
+            a, s = 1 - float(value), float(value)
+            noised = GaussianMixture2D(a * target.means, a**2 * target.covs + s**2 * torch.eye(2, dtype=torch.float64),
+                                       target.weights)
+            log_pdf = torch.distributions.MultivariateNormal(noised.means, noised.covs).log_prob(xd[rows][:, None])
+            resp = torch.softmax(log_pdf + noised.weights.log(), dim=1)         # [b, K] per component
+            covs_inv = torch.linalg.inv(noised.covs)                            # C_k^-1
+            shift = xd[rows][:, None, :] - noised.means[None]                   # x - a mu_k
+            post_means = target.means[None] + a * (target.covs @ covs_inv @ shift[..., None])[..., 0]
+            out[rows] = (xd[rows] - (resp[..., None] * post_means).sum(1)) / s
+        return out.to(x.dtype)
+
+    return velocity
+
+
+@torch.no_grad()
+def euler_sample(velocity_fn: VelocityFn, x_1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Integrate ``dx / dtau = v(x, tau)`` from ``tau = 1`` (noise ``x_1``) to ``0`` with ``steps``
+    Euler steps of ``1 / steps``; returns ``x_0``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    x = x_1.clone()
+    for i in range(steps, 0, -1):
+        tau = torch.full((x.shape[0],), i / steps, dtype=torch.float64)
+        x = x - velocity_fn(x, tau).to(x.dtype) / steps
+    return x
+

@@ -1,0 +1,67 @@
+"""Flow-matching velocity against eps and the exact mixture: CFG on the velocity is CFG on eps."""
+
+import pytest
+import torch
+
+from course_lib import flow, guidance, toy
+from course_lib.metrics import sliced_wasserstein
+
+MIX = toy.GaussianMixture2D([[0.0, 0.0], [2.2, -0.4], [-1.8, 1.5]],
+                            [[[0.3, 0.1], [0.1, 0.2]], [[0.05, 0.0], [0.0, 0.4]], [[0.2, 0.0], [0.0, 0.05]]],
+                            [0.6, 0.15, 0.25], labels=[0, 1, 1])
+X = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2
+TAU = torch.rand(64, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.98 + 0.01
+
+
+def _eps(mixture, y, tau):
+    """Exact eps of the rectified-flow path: -tau times the score of x_tau's law."""
+    target = mixture if y is None else mixture.conditional(y)
+    out = torch.empty_like(X)
+    for i in range(X.shape[0]):
+        a, s = 1 - float(TAU[i]), float(TAU[i])
+        law = toy.GaussianMixture2D(a * target.means, a**2 * target.covs + s**2 * torch.eye(2, dtype=torch.float64),
+                                    target.weights)
+        out[i] = -s * law.score(X[i:i + 1])[0]
+    return out
+
+
+def test_conversions_are_inverse_and_match_the_exact_velocity():
+    path = flow.linear_path(TAU)
+    eps = _eps(MIX, 1, TAU)
+    torch.testing.assert_close(flow.velocity_from_eps(eps, X, path), flow.mixture_velocity_fn(MIX, 1)(X, TAU))
+    torch.testing.assert_close(flow.eps_from_velocity(flow.velocity_from_eps(eps, X, path), X, path), eps)
+    general = (torch.rand(64, dtype=torch.float64) + 0.1, torch.rand(64, dtype=torch.float64),
+               -torch.rand(64, dtype=torch.float64), torch.rand(64, dtype=torch.float64) + 0.1)
+    torch.testing.assert_close(flow.eps_from_velocity(flow.velocity_from_eps(eps, X, general), X, general), eps)
+
+
+def test_cfg_on_velocity_equals_cfg_on_eps():
+    path = flow.linear_path(TAU)
+    v_c, v_u = flow.mixture_velocity_fn(MIX, 1), flow.mixture_velocity_fn(MIX)
+    e_c, e_u = _eps(MIX, 1, TAU), _eps(MIX, None, TAU)
+    for w in [-1.0, 0.0, 1.0, 4.0]:
+        on_velocity = guidance.cfg(v_c, v_u, w)(X, TAU)
+        on_eps = flow.velocity_from_eps((1 + w) * e_c - w * e_u, X, path)
+        torch.testing.assert_close(on_velocity, on_eps)
+
+
+def test_euler_on_exact_velocity_samples_the_class():
+    n = 2000
+    x_1 = torch.randn(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    x = flow.euler_sample(flow.mixture_velocity_fn(MIX, 1), x_1, steps=100)
+    target = MIX.sample(n, y=1, generator=torch.Generator().manual_seed(3))[0]
+    floor = sliced_wasserstein(target, MIX.sample(n, y=1, generator=torch.Generator().manual_seed(4))[0])
+    assert sliced_wasserstein(x, target) < 2.5 * floor
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: flow.linear_path(torch.tensor([0.0, 0.5])), "tau"),
+    (lambda: flow.linear_path(torch.tensor([1.5])), "tau"),
+    (lambda: flow.velocity_from_eps(X, X, flow.linear_path(torch.ones(64, dtype=torch.float64))), "a must"),
+    (lambda: flow.velocity_from_eps(X[:3], X, flow.linear_path(TAU)), "eps"),
+    (lambda: flow.mixture_velocity_fn("m"), "mixture"),
+    (lambda: flow.euler_sample(flow.mixture_velocity_fn(MIX), X, 0), "steps"),
+])
+def test_bad_arguments_name_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
