@@ -1,10 +1,11 @@
-"""Graded exercises of lesson 00 (the diffusion refresher)."""
+"""Graded exercises of lesson 00 (the diffusion refresher), and the results its
+end-of-lesson exercises ask the student to find (``expected_*``)."""
 
 from __future__ import annotations
 
 import torch
 
-from .. import diffusion
+from .. import diffusion, metrics, toy
 from .core import Exercise
 
 LESSON = "00_diffusion_refresher"
@@ -20,6 +21,43 @@ def _ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_b
     """Deterministic DDIM (Song et al. 2021, eq. 12, eta = 0), as :func:`diffusion.ddim_step` with ``eta=0``."""
     x0 = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
     return alpha_bar_s**0.5 * x0 + (1 - alpha_bar_s) ** 0.5 * eps
+
+
+def _gaussian_eps(x_t: torch.Tensor, alpha_bar: float, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """Tweedie: ``E[eps | x_t] = -sigma_t grad log N(x_t; sqrt(a) mean, a cov + (1 - a) I)`` for data
+    ``N(mean, cov)``, ``a = alpha_bar``: the exact denoiser of a one-component :class:`toy.GaussianMixture2D`."""
+    noised = toy.GaussianMixture2D(mean[None], cov[None], [1.0]).noised(alpha_bar)
+    return (-(1 - alpha_bar) ** 0.5 * noised.score(x_t)).to(x_t.dtype)
+
+
+def _random_gaussian(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mean in [-2, 2]^2 and a covariance with random axes and standard deviations in [0.2, 1.5]."""
+    mean = 4 * torch.rand(2, generator=gen, dtype=torch.float64) - 2
+    angle = torch.rand((), generator=gen, dtype=torch.float64) * torch.pi
+    c, s = angle.cos(), angle.sin()
+    rot = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+    stds = 0.2 + 1.3 * torch.rand(2, generator=gen, dtype=torch.float64)
+    return mean, rot @ torch.diag(stds**2) @ rot.T
+
+
+def _gaussian_case(gen: torch.Generator, mean: torch.Tensor, cov: torch.Tensor, t: int, n: int,
+                   dtype: torch.dtype = torch.float64) -> tuple:
+    alpha_bar = _LINEAR.alpha_bars[t].item()
+    x_t = toy.GaussianMixture2D(mean[None], cov[None], [1.0]).noised(alpha_bar).sample(n, generator=gen)[0]
+    return x_t.to(dtype), alpha_bar, mean, cov
+
+
+def _gaussian_public(gen: torch.Generator) -> list[tuple]:
+    lessons = toy.anisotropic()
+    return [_gaussian_case(gen, lessons.means[k], lessons.covs[k], t, 64) for k, t in ((0, 50), (2, 300), (0, 700))]
+
+
+def _gaussian_hidden(gen: torch.Generator) -> list[tuple]:
+    (m1, c1), (m2, c2) = _random_gaussian(gen), _random_gaussian(gen)    # Gaussians the public check never shows
+    t = int(torch.randint(1, 999, (1,), generator=gen))
+    return [_gaussian_case(gen, m1, c1, 0, 32), _gaussian_case(gen, m1, c1, 999, 32),   # t = 0, t = T - 1
+            _gaussian_case(gen, m2, c2, t, 1),                                          # batch of one
+            _gaussian_case(gen, m2, c2, t, 16, torch.float32)]                         # float32 points
 
 
 def _points(gen: torch.Generator, n: int = 64, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,8 +99,59 @@ EXERCISES = [
              hidden_cases=_forward_hidden, reference=_forward_noise, tolerance=1e-5,
              hint="the data and the noise are each scaled by a standard deviation-like factor; "
                   "reread the forward process section: which quantity is a variance?"),
+    Exercise(name="gaussian_eps", lesson=LESSON, points=1, public_cases=_gaussian_public,
+             hidden_cases=_gaussian_hidden, reference=_gaussian_eps, tolerance=1e-5,
+             hint="first write the law of x_t when x_0 is Gaussian (section 1: mean and covariance of a noised "
+                  "component), take its score, then turn the score into a noise prediction (section 4)"),
     Exercise(name="ddim_as_euler", lesson=LESSON, points=1, public_cases=_ddim_public, hidden_cases=_ddim_hidden,
              reference=_ddim_step, tolerance=1e-5,
              hint="step in the rescaled variables of the ODE section (x divided by sqrt(alpha_bar) and the matching "
                   "sigma_bar), not in x and sigma_t; then return to x"),
 ]
+
+
+# --------------------------------------------------------------------------- end-of-lesson exercises
+
+
+def _oracle_rows(schedule: diffusion.Schedule, samplers: dict[str, dict], n: int = 2000) -> dict[str, tuple[float, float]]:
+    """``{name: (SW to p_0, mean pairwise distance)}`` of the exact denoiser of ``toy.anisotropic()``
+    under each sampler, with lesson 00's seeds (``x_T`` seed 7, sampler seed 8, reference seed 1)."""
+    mixture = toy.anisotropic()
+    reference = mixture.sample(n, generator=torch.Generator().manual_seed(1))[0]
+    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
+    rows = {}
+    for name, kwargs in samplers.items():
+        x = diffusion.sample(mixture.eps_fn(schedule), (n, 2), schedule, x_T=x_T,
+                             generator=torch.Generator().manual_seed(8), **kwargs)
+        rows[name] = (metrics.sliced_wasserstein(x, reference), metrics.mean_pairwise_distance(x))
+    return rows
+
+
+def expected_eta_sweep(steps: tuple[int, ...] = (20, 50),
+                       etas: tuple[float, ...] = (0.0, 0.5, 1.0)) -> dict[tuple[int, float], tuple[float, float]]:
+    """Lesson 00, exercise 1: ``{(steps, eta): (SW, spread)}`` of DDIM with the exact denoiser."""
+    samplers = {(k, eta): dict(steps=k, eta=eta) for k in steps for eta in etas}
+    rows = _oracle_rows(diffusion.make_schedule("linear", T=1000), {str(key): kw for key, kw in samplers.items()})
+    return {key: rows[str(key)] for key in samplers}
+
+
+def expected_schedule_rows(kind: str) -> dict[str, tuple[float, float]]:
+    """Lesson 00, exercise 2: ``{sampler: (SW, spread)}`` of the exact denoiser under schedule ``kind``
+    for DDPM and DDIM with 50, 20 and 10 steps (section 3's oracle rows)."""
+    samplers = {"DDPM, 1000 steps": dict(steps=None), "DDIM, 50 steps": dict(steps=50, eta=0.0),
+                "DDIM, 20 steps": dict(steps=20, eta=0.0), "DDIM, 10 steps": dict(steps=10, eta=0.0)}
+    return _oracle_rows(diffusion.make_schedule(kind, T=1000), samplers)
+
+
+def expected_identity_step(label: int = 1, tolerance: float = 0.05) -> int:
+    """Lesson 00, exercise 3: the first step ``t`` of the linear schedule at which the exact
+    denoiser of class ``label``, ``E[eps | x_t] = M_t (x_t - sqrt(a) mu)`` with
+    ``M_t = sigma_t (a S + sigma_t^2 I)^{-1}``, has ``||M_t - I||_2 < tolerance``."""
+    schedule, cov = diffusion.make_schedule("linear", T=1000), toy.anisotropic().covs[label]
+    eye = torch.eye(2, dtype=torch.float64)
+    for t in range(schedule.T):
+        a = schedule.alpha_bars[t].item()
+        m = (1 - a) ** 0.5 * torch.linalg.inv(a * cov + (1 - a) * eye)
+        if torch.linalg.matrix_norm(m - eye, ord=2) < tolerance:
+            return t
+    raise ValueError(f"||M_t - I|| never falls below tolerance={tolerance!r}")
