@@ -1,33 +1,40 @@
-"""Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions.
+"""Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions (STYLE.md section 6).
 
-Each explorer draws a useful static figure at its default value (so a headless
-run shows something), and on a slider move it calls ``render``, updates the
-existing artists in place (``set_offsets``) and redraws only them over a cached
-background (blitting), shown as a PNG image widget. Every
-guidance readout shows both conventions of DESIGN.md section 2: ``w`` and
-``gamma = 1 + w``.
+:class:`Explorer` is what every slider shares. It keeps a cache of frames keyed by
+``(value, seed)``: the render's data and the PNG drawn from it. A background precompute
+(a one-worker :class:`concurrent.futures.ThreadPoolExecutor`, nearest value to the slider
+first, drawing on a figure of its own) fills the cache for every slider value, so a move
+only swaps precomputed PNG bytes into an ``ipywidgets.Image``; a move to a value not yet
+computed renders it on the spot (or waits for the worker if it is rendering that very
+value), so the picture always matches the readout. The shown figure's artists are updated
+in place (``set_offsets``, ``set_data``) and redrawn over a cached background (blitting).
+
+Subclasses only draw: :class:`ScatterExplorer` (2-D samples, one panel per key of the
+render's output) and :class:`DigitGridExplorer` (a grid of guided digits). Each draws a
+useful static figure at its starting value, so a headless run shows something. Every
+readout shows both conventions of DESIGN.md section 2: ``w`` and ``gamma = 1 + w``.
 """
 
 from __future__ import annotations
 
-import atexit
 import io
 import math
 import threading
 import time
-import weakref
-from typing import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
+import torch
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-import torch
 
-from . import diffusion, digits, guidance, plots
+from . import conditional, diffusion, guidance, plots
+from .data import NUM_CLASSES
 from .toy import GaussianMixture2D
 
-RenderFn = Callable[[float, int], dict[str, torch.Tensor]]
-GridRenderFn = Callable[[float, int], torch.Tensor]
+RenderFn = Callable[[float, int], Any]
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -39,42 +46,267 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def explorer_box(slider, explorer):
-    """Wire ``slider`` to ``explorer`` (anything with ``.update(value)``, ``.png``, ``.value`` and
-    ``.symbol``): a box of the slider, a readout in both conventions and the figure as an image.
-
-    The box also carries the figure as ``image/png`` in its display data, so where no widget
-    manager runs (a headless execution, a static notebook viewer) the starting figure still shows."""
-    import base64
-
-    import ipywidgets as W
-
-    readout = W.Label(weight_readout(explorer.symbol, explorer.value))
-    image = W.Image(value=explorer.png, format="png")
-
-    def on_change(change) -> None:
-        explorer.update(change["new"])
-        readout.value = weight_readout(explorer.symbol, change["new"])
-        image.value = explorer.png
-
-    slider.observe(on_change, names="value")
-
-    class ExplorerBox(W.VBox):
-        def _repr_mimebundle_(self, **kwargs):
-            data = super()._repr_mimebundle_(**kwargs)
-            data["image/png"] = base64.b64encode(image.value).decode("ascii")
-            return data
-
-    return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
-
-
 def weight_readout(symbol: str, value: float) -> str:
-    """``w = 2.00 | gamma = 1 + w = 3.00`` (or the same from ``gamma``), in both conventions."""
+    """``w = 2.00  |  γ = 1 + w = 3.00  |  ...`` (or the same from ``gamma``), in both conventions.
+
+    diffusers' ``guidance_scale`` equals ``1 + w`` only above 1: at or below 1 its pipelines
+    skip guidance and use the conditional model, so no scale matches ``w < 0``."""
     if symbol == "w":
-        return f"w = {value:.2f}  |  γ = 1 + w = {value + 1:.2f}  (diffusers guidance_scale {value + 1:.2f})"
+        both = f"w = {value:.2f}  |  γ = 1 + w = {value + 1:.2f}"
+        if value > 0:
+            return f"{both}  |  diffusers guidance_scale = {value + 1:.2f}"
+        if value == 0:
+            return f"{both}  |  diffusers guidance_scale ≤ 1 (the conditional model)"
+        return f"{both}  |  diffusers: no equivalent (guidance_scale ≤ 1 is the conditional model)"
     if symbol == "gamma":
         return f"γ = {value:.2f}  |  w = γ − 1 = {value - 1:.2f}"
     raise ValueError(f"symbol must be 'w' or 'gamma', got {symbol!r}")
+
+
+def _key(value: float, seed: int) -> tuple[float, int]:
+    return round(float(value), 6), int(seed)
+
+
+class Frame(NamedTuple):
+    """One cached slider position: the render's data and, once drawn, its PNG."""
+    data: Any
+    png: bytes | None = None
+
+
+class _Canvas:
+    """A figure outside pyplot, its moving artists, and the pixels of everything else."""
+
+    def __init__(self, fig: Figure, moving: dict[str, Artist]) -> None:
+        self.fig, self.moving = fig, moving
+        fig.canvas.draw()
+        fig.set_layout_engine("none")  # freeze the layout: a new title must not move the axes
+        for artist in moving.values():
+            artist.set_visible(False)
+        fig.canvas.draw()
+        self.background = fig.canvas.copy_from_bbox(fig.bbox)
+        for artist in moving.values():
+            artist.set_visible(True)
+        fig.canvas.draw()
+
+    def png(self) -> bytes:
+        """Redraw only the moving artists over the background (blitting) and encode the PNG."""
+        self.fig.canvas.restore_region(self.background)
+        for artist in self.moving.values():
+            self.fig.draw_artist(artist)
+        self.fig.canvas.blit(self.fig.bbox)
+        return figure_png(self.fig)
+
+
+class Explorer:
+    """A figure under one slider over ``values``: a thin shell over ``render(value, seed)``.
+
+    Args:
+        render: ``render(value, seed) -> data``, a pure function.
+        values: the slider's values (increasing, finite); ``value`` may be any number between.
+        value: the starting value, drawn at construction.
+        symbol: ``"w"`` or ``"gamma"`` (the readout shows both conventions), or any other name
+            of the knob when ``readout`` is given.
+        seed: the noise seed handed to ``render``.
+        precompute: render and draw every value of the slider in the background.
+        readout: ``readout(value) -> str`` for a knob that is not a guidance weight (default:
+            :func:`weight_readout`).
+
+    Subclasses build the figure (:meth:`_figure`) and move its artists (:meth:`_show`).
+    """
+
+    def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str, seed: int = 0,
+                 precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
+        values = [float(v) for v in values]
+        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
+            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
+        if readout is None:
+            weight_readout(symbol, 0.0)  # checks the symbol
+        self.render, self.values, self.symbol = render, values, symbol
+        self.readout = (lambda v: weight_readout(symbol, v)) if readout is None else readout
+        self.seed = self._check_seed(seed)
+        self.value = self._check_value(value)
+        self.cache: dict[tuple[float, int], Frame] = {}
+        self._lock = threading.Lock()
+        self._in_flight: dict[tuple[float, int], threading.Event] = {}
+        self._generation = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._future: Future | None = None
+        data = self.data(self.value)
+        self._shown = self._canvas(data)
+        self.fig = self._shown.fig
+        self.png = self._remember(self.value, self.seed, self._shown.png())
+        self._worker_canvas = self._canvas(data) if precompute else None  # built here: figures are made on one thread
+        if precompute:
+            self.start_precompute()
+
+    # ------------------------------------------------------------------ what subclasses draw
+    def _figure(self, data: Any) -> tuple[Figure, dict[str, Artist]]:
+        """A new figure showing ``data`` at ``self.value`` and its moving artists, by name."""
+        raise NotImplementedError
+
+    def _show(self, moving: dict[str, Artist], data: Any, value: float) -> None:
+        """Set the moving artists in place to show ``data`` at ``value``."""
+        raise NotImplementedError
+
+    def _slider(self):
+        """The ipywidgets slider over ``values``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ checks
+    def _check_value(self, value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not self.values[0] <= value <= self.values[-1]:
+            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
+                             f"got {value!r}")
+        return float(value)
+
+    @staticmethod
+    def _check_seed(seed: int) -> int:
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return seed
+
+    # ------------------------------------------------------------------ frames
+    def _canvas(self, data: Any) -> _Canvas:
+        fig, moving = self._figure(data)
+        return _Canvas(fig, moving)
+
+    def _remember(self, value: float, seed: int, png: bytes) -> bytes:
+        key = _key(value, seed)
+        with self._lock:
+            self.cache[key] = Frame(self.cache[key].data, png)
+        return png
+
+    def data(self, value: float, seed: int | None = None) -> Any:
+        """``render(value, seed)``, from the cache when it is there (thread-safe: a render in
+        progress elsewhere is waited for, never repeated)."""
+        key = _key(value, self.seed if seed is None else seed)
+        with self._lock:
+            if key in self.cache:
+                return self.cache[key].data
+            event = self._in_flight.get(key)
+            mine = event is None
+            if mine:  # nobody is rendering it: we do
+                event = self._in_flight[key] = threading.Event()
+        if not mine:
+            event.wait()
+            return self.data(*key)  # from the cache, or (the other render failed) ours
+        try:
+            data = self.render(key[0], key[1])
+            with self._lock:
+                self.cache.setdefault(key, Frame(data))
+            return data
+        finally:
+            with self._lock:
+                self._in_flight.pop(key, None)
+            event.set()
+
+    def update(self, value: float, seed: int | None = None) -> float:
+        """Show ``value`` (and ``seed``): the cached PNG if there is one, else render and draw it now.
+        The shown figure's artists are moved in place either way. Returns the seconds taken."""
+        start = time.perf_counter()
+        value = self._check_value(value)
+        if seed is not None and self._check_seed(seed) != self.seed:
+            self.seed = seed
+            if self._executor is not None:
+                self.start_precompute()
+        data = self.data(value)
+        self._show(self._shown.moving, data, value)
+        png = self.cache[_key(value, self.seed)].png
+        self.png = self._remember(value, self.seed, self._shown.png()) if png is None else png
+        self.value = value
+        return time.perf_counter() - start
+
+    # ------------------------------------------------------------------ background precompute
+    def start_precompute(self) -> Future:
+        """Render and draw every slider value for the current seed in the background, one value
+        per job, each job choosing the missing value nearest the slider and queueing the next.
+        A later call (or a new seed) supersedes it. At interpreter exit concurrent.futures joins
+        its worker and refuses new jobs, so exit waits for at most the render in progress (a
+        daemon thread killed inside a torch kernel would abort the process)."""
+        if self._worker_canvas is None:
+            self._worker_canvas = self._canvas(self.data(self.value))
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-precompute")
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self._future = self._executor.submit(self._precompute_next, generation)
+        return self._future
+
+    def _missing(self) -> float | None:
+        """The slider value nearest the current one whose frame is not drawn yet."""
+        seed, here = self.seed, self.value
+        with self._lock:
+            todo = [v for v in self.values if (self.cache.get(_key(v, seed)) or Frame(None)).png is None]
+        return min(todo, key=lambda v: (abs(v - here), v)) if todo else None
+
+    def _precompute_next(self, generation: int) -> None:
+        if generation != self._generation:
+            return
+        value, seed = self._missing(), self.seed
+        if value is None:
+            return
+        data = self.data(value, seed)
+        self._show(self._worker_canvas.moving, data, value)
+        self._remember(value, seed, self._worker_canvas.png())
+        try:
+            self._future = self._executor.submit(self._precompute_next, generation)
+        except RuntimeError:  # the interpreter is shutting down
+            pass
+
+    def done(self) -> bool:
+        """Every slider value is drawn for the current seed."""
+        return self._missing() is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background precompute (re-raising its error); True once every value is drawn."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done() and self._future is not None:
+            future = self._future
+            try:
+                future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if future is self._future:  # the chain ended (stopped or superseded)
+                break
+        return self.done()
+
+    def stop(self) -> None:
+        """Stop precomputing after the value in progress."""
+        with self._lock:
+            self._generation += 1
+
+    # ------------------------------------------------------------------ widget
+    def widget(self):
+        """The slider, a readout in both conventions and the figure as an image, wired together
+        (needs ipywidgets). The box also carries the figure as ``image/png`` in its display data,
+        so where no widget manager runs (a headless execution, a static viewer) the figure shows."""
+        import base64
+
+        import ipywidgets as W
+
+        slider = self._slider()
+        readout = W.Label(self.readout(self.value))
+        image = W.Image(value=self.png, format="png")
+
+        def on_change(change) -> None:
+            self.update(change["new"])
+            image.value = self.png
+            readout.value = self.readout(change["new"])
+
+        slider.observe(on_change, names="value")
+
+        class ExplorerBox(W.VBox):
+            def _repr_mimebundle_(self, **kwargs):
+                data = super()._repr_mimebundle_(**kwargs)
+                data["image/png"] = base64.b64encode(image.value).decode("ascii")
+                return data
+
+        return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
+
+    def _label(self) -> str:
+        return {"w": "w", "gamma": "γ"}.get(self.symbol, self.symbol)
 
 
 def _noise(n: int, seed: int) -> torch.Tensor:
@@ -108,7 +340,7 @@ def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.M
     classifier, and from the exact score with the exact posterior, same noise."""
     K = mixture.num_classes
     guidance.check_labels(y, 1, K)
-    learned_log_prob = lambda x, t: torch.log_softmax(classifier(x, t), dim=1)  # noqa: E731
+    learned_log_prob = guidance.classifier_log_prob_fn(classifier)
 
     def render(gamma: float, seed: int = 0) -> dict[str, torch.Tensor]:
         x_T = _noise(n, seed)
@@ -121,145 +353,99 @@ def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.M
 
     return render
 
-
-class ScatterExplorer:
-    """Side-by-side scatter panels (one per key of ``render``'s output) driven by one slider.
+class ScatterExplorer(Explorer):
+    """Side-by-side scatter panels (one per key of ``render``'s output) under one slider.
 
     Args:
         render: ``render(value, seed) -> {panel: points [n, 2]}``.
         symbol: ``"w"`` or ``"gamma"``; sets the readout.
-        value_range: ``(min, max, step)`` of the slider.
+        value_range: ``(min, max, step)`` of the slider; every step is precomputed.
         value: the starting value, drawn statically at construction.
         titles: panel titles, by key.
         background: optional ``f(ax, key)`` drawing fixed context (e.g. exact contours).
+        extent: the half-width of the square drawn, or ``(xmin, xmax, ymin, ymax)``.
     """
 
     def __init__(self, render: RenderFn, *, symbol: str, value_range: tuple[float, float, float], value: float,
                  titles: dict[str, str], background: Callable | None = None, seed: int = 0,
-                 color: str = "C0", extent: float = 4.5) -> None:
-        lo, hi, _ = value_range
-        if not lo <= value <= hi:
-            raise ValueError(f"value must lie in [{lo}, {hi}], got {value!r}")
-        self.render, self.symbol, self.value_range, self.seed = render, symbol, value_range, seed
-        self.value = value
-        data = render(value, seed)
-        # a figure outside pyplot: the notebook shows it only through the widget's image
-        self.fig = Figure(figsize=(4.2 * len(data), 4.4), dpi=100)
-        FigureCanvasAgg(self.fig)
-        axes = self.fig.subplots(1, len(data), squeeze=False)
-        self.axes = dict(zip(data, axes[0]))
-        self.artists = {}
-        for key, ax in self.axes.items():
-            if background is not None:
-                background(ax, key)
-            self.artists[key] = ax.scatter(*data[key].T.tolist(), s=4, alpha=0.5, color=color,
-                                           label=f"{titles.get(key, key)} samples")
-            ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-                   title=titles.get(key, key))
+                 color: str = "C0", extent: float | tuple[float, float, float, float] = 4.5,
+                 precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
+        lo, hi, step = (float(v) for v in value_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and step > 0 and lo < hi):
+            raise ValueError(f"value_range must be finite (min, max, step) with min < max and step > 0, "
+                             f"got {value_range!r}")
+        self.value_range = (lo, hi, step)
+        self.titles, self.background, self.color = titles, background, color
+        self.extent = (-extent, extent, -extent, extent) if isinstance(extent, (int, float)) else tuple(extent)
+        values = [_key(lo + i * step, 0)[0] for i in range(int(round((hi - lo) / step)) + 1)]
+        super().__init__(render, [v for v in values if v <= hi], value, symbol=symbol, seed=seed,
+                         precompute=precompute, readout=readout)
+        self.artists = {k: a for k, a in self._shown.moving.items() if k != "title"}
+        self.axes = dict(zip(self.artists, self.fig.axes))
+        self.suptitle = self._shown.moving["title"]
+
+    def _figure(self, data: dict[str, torch.Tensor]) -> tuple[Figure, dict[str, Artist]]:
+        fig = Figure(figsize=(4.2 * len(data), 4.4), dpi=100)  # outside pyplot: shown through the widget only
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(data), squeeze=False)[0]
+        moving = {}
+        for key, ax in zip(data, axes):
+            if self.background is not None:
+                self.background(ax, key)
+            title = self.titles.get(key, key)
+            moving[key] = ax.scatter(*data[key].T.tolist(), s=4, alpha=0.5, color=self.color,
+                                     label=f"{title} samples")
+            x0, x1, y0, y1 = self.extent
+            ax.set(xlim=(x0, x1), ylim=(y0, y1), aspect="equal", xlabel="$x_1$", ylabel="$x_2$", title=title)
             ax.legend(loc="lower right", fontsize=8)
-        self.suptitle = self.fig.suptitle(weight_readout(symbol, value))
-        self.fig.tight_layout()
-        self._background = self._capture_background()
-        self.png = figure_png(self.fig)
+        moving["title"] = fig.suptitle(self.readout(self.value))
+        fig.tight_layout()
+        return fig, moving
 
-    def _moving(self) -> list:
-        return [*self.artists.values(), self.suptitle]
-
-    def _capture_background(self):
-        """Draw everything that never moves (axes, contours, legends) once and keep the pixels."""
-        for artist in self._moving():
-            artist.set_visible(False)
-        self.fig.canvas.draw()
-        background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        for artist in self._moving():
-            artist.set_visible(True)
-        self.fig.canvas.draw()
-        return background
-
-    def update(self, value: float) -> float:
-        """Re-render at ``value``, move the existing points, redraw only them over the
-        cached background (blitting), encode the PNG; return the seconds taken."""
-        start = time.perf_counter()
-        data = self.render(value, self.seed)
+    def _show(self, moving: dict[str, Artist], data: dict[str, torch.Tensor], value: float) -> None:
         for key, points in data.items():
-            self.artists[key].set_offsets(points.numpy())
-        self.suptitle.set_text(weight_readout(self.symbol, value))
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        for key, artist in self.artists.items():
-            self.axes[key].draw_artist(artist)
-        self.fig.draw_artist(self.suptitle)
-        canvas.blit(self.fig.bbox)
-        self.png = figure_png(self.fig)
-        self.value = value
-        return time.perf_counter() - start
+            moving[key].set_offsets(points.numpy())
+        moving["title"].set_text(self.readout(value))
 
-    def widget(self):
-        """The slider, its readout and the figure, wired together (needs ipywidgets)."""
+    def _slider(self):
         import ipywidgets as W
 
         lo, hi, step = self.value_range
-        label = "w" if self.symbol == "w" else "γ"
-        slider = W.FloatSlider(value=self.value, min=lo, max=hi, step=step, description=label,
-                               continuous_update=True, readout_format=".2f",
-                               layout=W.Layout(width="60%"))
-        return explorer_box(slider, self)
+        return W.FloatSlider(value=self.value, min=lo, max=hi, step=step, description=self._label(),
+                             continuous_update=True, readout_format=".2f", layout=W.Layout(width="60%"))
 
 
 def cfg_render(model: torch.nn.Module, *, m: int = 4, steps: int = 20,
-               schedule: diffusion.Schedule | None = None) -> GridRenderFn:
+               schedule: diffusion.Schedule | None = None) -> RenderFn:
     """``render(w, seed) -> images [10 * m, 1, 28, 28]``: :func:`cfg_grid` from the noise
     :func:`grid_noise` ``(m, seed)``, so every ``w`` starts from the same noise."""
-    digits.grid_labels(m)
-    schedule = digits._schedule_for(model, schedule)
+    conditional.grid_labels(m)
+    schedule = conditional.model_schedule(model, schedule)
 
     def render(w: float, seed: int = 0) -> torch.Tensor:
-        return digits.cfg_grid(model, w, digits.grid_noise(m, seed), steps, schedule=schedule)
+        return conditional.cfg_grid(model, w, conditional.grid_noise(m, seed), steps, schedule=schedule)
 
     return render
 
 
 def classifier_render(model: torch.nn.Module, classifier: torch.nn.Module, *, m: int = 4, steps: int = 20,
-                      schedule: diffusion.Schedule | None = None) -> GridRenderFn:
+                      schedule: diffusion.Schedule | None = None) -> RenderFn:
     """``render(gamma, seed) -> images [10 * m, 1, 28, 28]``: :func:`classifier_grid` from
     :func:`grid_noise` ``(m, seed)``."""
-    digits.grid_labels(m)
-    schedule = digits._schedule_for(model, schedule)
+    conditional.grid_labels(m)
+    schedule = conditional.model_schedule(model, schedule)
 
     def render(gamma: float, seed: int = 0) -> torch.Tensor:
-        return digits.classifier_grid(model, classifier, gamma, digits.grid_noise(m, seed), steps, schedule=schedule)
+        return conditional.classifier_grid(model, classifier, gamma, conditional.grid_noise(m, seed), steps, schedule=schedule)
 
     return render
 
 
-_LIVE_EXPLORERS: weakref.WeakSet = weakref.WeakSet()
+class DigitGridExplorer(Explorer):
+    """A grid of guided digits under one slider over ``values``.
 
-
-@atexit.register
-def _stop_precompute_threads() -> None:
-    """At interpreter exit, let every background render finish its grid and stop: a daemon
-    thread killed inside a torch kernel aborts the process ("terminate called ...")."""
-    for explorer in list(_LIVE_EXPLORERS):
-        explorer.stop()
-        if explorer._thread is not None:
-            explorer._thread.join(timeout=30)
-
-
-def _key(value: float, seed: int) -> tuple[float, int]:
-    return round(float(value), 6), int(seed)
-
-
-class DigitGridExplorer:
-    """A grid of guided digits under one slider: a thin shell over ``render(value, seed)``.
-
-    The figure shows ``render(value, seed)`` tiled ten digits to a row, titled with
-    :func:`course_lib.weight_readout`. :meth:`update` changes the image in place
-    (``set_data``), redraws only the image and the title over a cached background
-    (blitting) and encodes the PNG that the widget shows, as :class:`ScatterExplorer` does. Grids are cached by ``(value, seed)``; with
-    ``precompute=True`` a background thread renders the slider's ``values`` for the
-    current seed, nearest first, so most moves only redraw. A move to a grid not yet
-    computed renders it at once (or waits for the background thread if that thread is
-    rendering that very grid): the picture always matches the readout.
+    The figure shows ``render(value, seed)`` tiled ``nrow`` digits to a row, titled with
+    :func:`weight_readout`; a move swaps the image's data (``set_data``).
 
     Args:
         render: ``render(value, seed) -> images [B, 1, 28, 28]``, a pure function.
@@ -268,141 +454,35 @@ class DigitGridExplorer:
         symbol: ``"w"`` or ``"gamma"``; sets the readout.
     """
 
-    def __init__(self, render: GridRenderFn, values: Sequence[float], value: float, *, symbol: str = "w",
-                 seed: int = 0, nrow: int = digits.NUM_CLASSES, precompute: bool = True, scale: float = 0.018) -> None:
-        values = [float(v) for v in values]
-        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
-            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
-        weight_readout(symbol, 0.0)  # checks the symbol
-        self.render, self.values, self.symbol, self.nrow = render, values, symbol, nrow
-        self.seed = self._check_seed(seed)
-        self.cache: dict[tuple[float, int], torch.Tensor] = {}
-        self._lock = threading.Lock()
-        self._in_flight: dict[tuple[float, int], threading.Event] = {}
-        self._generation = 0
-        self._thread: threading.Thread | None = None
-        self.value = self._check_value(value)
-        canvas = plots.tile_images(self.grid(self.value), nrow)
-        height, width = canvas.shape
-        # a figure outside pyplot: the notebook shows it through the widget's image only
-        self.fig = Figure(figsize=(scale * width + 0.2, scale * height + 0.5), dpi=100, layout="constrained")
-        FigureCanvasAgg(self.fig)
-        self.ax = self.fig.subplots()
-        self.image = self.ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        self.ax.set_axis_off()
-        self.title = self.ax.set_title(weight_readout(symbol, self.value), fontsize=9)
-        self._background = self._capture_background()
-        self.png = figure_png(self.fig)
-        if precompute:
-            self.start_precompute()
-
-    def _check_value(self, value: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not self.values[0] <= value <= self.values[-1]:
-            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
-                             f"got {value!r}")
-        return float(value)
-
-    @staticmethod
-    def _check_seed(seed: int) -> int:
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return seed
-
-    def _capture_background(self):
-        """Draw what never moves once (with the layout fixed) and keep its pixels."""
-        self.fig.canvas.draw()
-        self.fig.set_layout_engine("none")  # freeze the layout: later titles must not move the axes
-        for artist in (self.image, self.title):
-            artist.set_visible(False)
-        self.fig.canvas.draw()
-        background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-        for artist in (self.image, self.title):
-            artist.set_visible(True)
-        self.fig.canvas.draw()
-        return background
+    def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str = "w",
+                 seed: int = 0, nrow: int = NUM_CLASSES, precompute: bool = True, scale: float = 0.018,
+                 readout: Callable[[float], str] | None = None) -> None:
+        self.nrow, self.scale = nrow, scale
+        super().__init__(render, values, value, symbol=symbol, seed=seed, precompute=precompute, readout=readout)
+        self.ax = self.fig.axes[0]
+        self.image, self.title = self._shown.moving["image"], self._shown.moving["title"]
 
     def grid(self, value: float, seed: int | None = None) -> torch.Tensor:
-        """``render(value, seed)``, from the cache when it is there (thread-safe)."""
-        key = _key(value, self.seed if seed is None else seed)
-        with self._lock:
-            if key in self.cache:
-                return self.cache[key]
-            event = self._in_flight.get(key)
-            mine = event is None
-            if mine:  # nobody is rendering it: we do
-                event = self._in_flight[key] = threading.Event()
-        if not mine:
-            event.wait()
-            with self._lock:
-                if key in self.cache:
-                    return self.cache[key]
-            return self.grid(value, seed)  # the other render failed; try ourselves
-        try:
-            images = self.render(key[0], key[1])
-            with self._lock:
-                self.cache[key] = images
-            return images
-        finally:
-            with self._lock:
-                self._in_flight.pop(key, None)
-            event.set()
+        """The digits at ``value`` (and ``seed``), from the cache when they are there."""
+        return self.data(value, seed)
 
-    def update(self, value: float, seed: int | None = None) -> float:
-        """Show the grid at ``value`` (and ``seed``) in place and encode the PNG; return the seconds taken."""
-        start = time.perf_counter()
-        value = self._check_value(value)
-        if seed is not None and self._check_seed(seed) != self.seed:
-            self.seed = seed
-            if self._thread is not None:
-                self.start_precompute()
-        self.image.set_data(plots.tile_images(self.grid(value), self.nrow))
-        self.title.set_text(weight_readout(self.symbol, value))
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
-        self.ax.draw_artist(self.image)
-        self.ax.draw_artist(self.title)
-        canvas.blit(self.fig.bbox)
-        self.png = figure_png(self.fig)
-        self.value = value
-        return time.perf_counter() - start
+    def _figure(self, data: torch.Tensor) -> tuple[Figure, dict[str, Artist]]:
+        canvas = plots.tile_images(data, self.nrow)
+        height, width = canvas.shape
+        fig = Figure(figsize=(self.scale * width + 0.2, self.scale * height + 0.5), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        image = ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        return fig, {"image": image, "title": ax.set_title(self.readout(self.value), fontsize=9)}
 
-    def start_precompute(self) -> threading.Thread:
-        """Render the slider's values for the current seed in a background thread, nearest
-        to the current value first. A later call (or a new seed) supersedes it."""
-        with self._lock:
-            self._generation += 1
-            generation, seed = self._generation, self.seed
-        order = sorted(self.values, key=lambda v: (abs(v - self.value), v))
+    def _show(self, moving: dict[str, Artist], data: torch.Tensor, value: float) -> None:
+        moving["image"].set_data(plots.tile_images(data, self.nrow))
+        moving["title"].set_text(self.readout(value))
 
-        def work() -> None:
-            for v in order:
-                if self._generation != generation:
-                    return
-                self.grid(v, seed)
-
-        _LIVE_EXPLORERS.add(self)
-        self._thread = threading.Thread(target=work, name="digit-grid-precompute", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background thread; True once every value is cached for the current seed."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return all(_key(v, self.seed) in self.cache for v in self.values)
-
-    def stop(self) -> None:
-        """Stop precomputing after the grid in progress."""
-        with self._lock:
-            self._generation += 1
-
-    def widget(self):
-        """A discrete slider over ``values``, its readout and the figure, wired together (needs ipywidgets)."""
+    def _slider(self):
         import ipywidgets as W
 
-        label = "w" if self.symbol == "w" else "γ"
-        slider = W.SelectionSlider(options=[(f"{v:g}", v) for v in self.values],
-                                   value=min(self.values, key=lambda v: abs(v - self.value)), description=label,
-                                   continuous_update=True, layout=W.Layout(width="60%"))
-        return explorer_box(slider, self)
+        return W.SelectionSlider(options=[(f"{v:g}", v) for v in self.values],
+                                 value=min(self.values, key=lambda v: abs(v - self.value)), description=self._label(),
+                                 continuous_update=True, layout=W.Layout(width="60%"))

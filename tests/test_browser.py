@@ -1,36 +1,98 @@
 """The sliders in a real browser: JupyterLab in headless Chromium, driven by Playwright.
 
 The other widget tests drive the ipywidgets objects directly; this one checks what a
-student sees: the explorer renders as a live widget (not its static fallback picture),
-and a slider move reaches the kernel and comes back as a new readout and a new image.
+student sees. It runs a copy of a real lesson top to bottom in JupyterLab, waits for the
+explorers' background renders, then presses ArrowRight once on each slider (a 2-D and
+an MNIST one) and checks that the readout and the image change. It prints the time from
+the key press to the new image decoded in the page, beside a trivial slider (a label
+and an 8x8 PNG: the floor of this stack); timings are printed, never asserted (the
+machine is shared).
+
+``python tests/test_browser.py 02 03 04`` measures every slider of those lessons
+(median of several steps each) and prints a table.
 
 Needs Debian's ``chromium`` at ``/usr/bin/chromium`` and the ``playwright`` package
 (never ``playwright install``). Without them the test is skipped, unless
 ``GUIDANCE_LAB_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where it fails instead."""
 
+from __future__ import annotations
+
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import nbformat
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TOKEN = "guidance-lab-test"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
+DONE = "ALL CELLS DONE"
 
-EXPLORER_CELL = """\
-from course_lib import pretrained, widgets
-p = pretrained.load("toy_cfg")
-render = widgets.cfg_render_2d(p.model, p.meta["mixture"], p.schedule, 0, n=500, steps=10)
-explorer = widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 4.0, 0.5), value=0.0,
-                                   titles={"learned": "learned model", "exact": "exact denoiser"})
-explorer.widget()"""
+# appended to the lesson's copy: the floor (a label and an 8x8 PNG, nothing computed), then a wait for
+# the explorers' background renders, so that the steps measure what a student sees once they are done
+FLOOR_CELL = """\
+import io as _io
+import ipywidgets as _W
+from PIL import Image as _PILImage
+
+def _tiny_png(v):
+    buffer = _io.BytesIO()
+    _PILImage.new("L", (8, 8), int(25 * v)).save(buffer, format="png")
+    return buffer.getvalue()
+
+_floor_slider = _W.FloatSlider(value=0.0, min=0.0, max=10.0, step=1.0, description="floor")
+_floor_label, _floor_image = _W.Label("floor 0"), _W.Image(value=_tiny_png(0.0), format="png")
+
+def _floor_move(change):
+    _floor_label.value = f"floor {change['new']:g}"
+    _floor_image.value = _tiny_png(change["new"])
+
+_floor_slider.observe(_floor_move, names="value")
+_W.VBox([_W.HBox([_floor_slider, _floor_label]), _floor_image])"""
+SETTLE_CELL = f"""\
+import gc as _gc
+from course_lib import widgets as _widgets
+print("explorers precomputed:", all(e.wait(600) for e in _gc.get_objects() if isinstance(e, _widgets.Explorer)))
+print({DONE!r})"""
+
+# In the page: watch one explorer box (the VBox holding the slider), stamp the key press, the
+# readout's new text and the new image decoded and painted (the next animation frame).
+WATCH_JS = """([index]) => {
+  const handle = document.querySelectorAll('.noUi-handle')[index];
+  const box = handle.closest('.widget-vbox');
+  const img = box.querySelector('img.widget-image');
+  const row = handle.closest('.widget-hbox');
+  const label = Array.from(row.children).find(c => c.classList.contains('widget-label'));
+  const m = {key: null, readout: null, image: null, oldSrc: img.src, oldText: label.textContent,
+             text: null};
+  window.__step = m;
+  handle.addEventListener('keydown', e => { m.key = performance.now(); }, {once: true, capture: true});
+  const observer = new MutationObserver(() => {
+    const now = performance.now();
+    if (m.readout === null && label.textContent !== m.oldText) { m.readout = now; m.text = label.textContent; }
+    if (m.imagePending === undefined && img.src !== m.oldSrc) {
+      m.imagePending = true;
+      img.decode().catch(() => null).then(() => requestAnimationFrame(() => { m.image = performance.now(); }));
+    }
+    if (m.readout !== null && m.imagePending) observer.disconnect();
+  });
+  observer.observe(box, {subtree: true, attributes: true, childList: true, characterData: true});
+  handle.scrollIntoView({block: 'center'});
+  handle.focus();
+  return {description: (row.querySelector('.widget-label') || {}).textContent || '', text: m.oldText};
+}"""
 
 
 def _sync_playwright():
@@ -50,64 +112,142 @@ def _sync_playwright():
     return sync_playwright
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on a free loopback port, serving a folder with one explorer notebook."""
-    root = tmp_path_factory.mktemp("lab")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "explorer.ipynb")
+def lesson_copy(lesson: str, root: Path, notebooks: Path = NOTEBOOKS) -> str:
+    """Copy ``notebooks/<lesson>*.ipynb`` into ``root`` (JupyterLab saves what it runs: never the
+    checkout), outputs cleared, with the floor slider and the settle cell appended; return its name."""
+    (source,) = notebooks.glob(f"{lesson}*.ipynb")
+    nb = nbformat.read(source, as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(FLOOR_CELL), nbformat.v4.new_code_cell(SETTLE_CELL)]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, root / source.name)
+    return source.name
+
+
+@contextmanager
+def jupyterlab(root: Path) -> Iterator[str]:
+    """A JupyterLab server on a free loopback port serving ``root``; yields its URL. Notebook
+    windowing is off so that every output stays in the page."""
+    settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-                               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                               f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start; see {root / 'server.log'}")
-                time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", root
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", JUPYTERLAB_SETTINGS_DIR=str(root / ".settings"))
+    with open(root / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+                                   "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                                   f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}"],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api?token={TOKEN}", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"JupyterLab did not start; see {root / 'server.log'}")
+                    time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
-def test_slider_moves_update_the_picture_in_jupyterlab(lab):
-    sync_playwright = _sync_playwright()
-    url, root = lab
-    with sync_playwright() as pw:
+def run_all_cells(page, url: str, name: str, timeout_s: float = 600) -> None:
+    """Open the notebook, run every cell, wait for the last one; fail with the traceback if a cell fails."""
+    page.goto(f"{url}/lab/tree/{name}?token={TOKEN}")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
+    page.click("text=Run >> nth=0")
+    page.click("text=Run All Cells")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.locator(".jp-OutputArea-output", has_text=DONE).count():
+            return
+        errors = page.locator(".jp-OutputArea-output", has_text="Traceback")
+        if errors.count():
+            raise AssertionError(f"{name}: a cell failed:\n{errors.first.inner_text()[-3000:]}")
+        time.sleep(1)
+    raise TimeoutError(f"{name}: cells still running after {timeout_s:.0f} s")
+
+
+def step(page, index: int, key: str = "ArrowRight", timeout_ms: int = 60_000) -> dict:
+    """Press ``key`` on the ``index``-th slider of the page; return the old and new readout, whether
+    the image changed, and the milliseconds from the key press to the new readout and the new image."""
+    before = page.evaluate(WATCH_JS, [index])
+    page.keyboard.press(key)
+    page.wait_for_function("window.__step.image !== null && window.__step.readout !== null", timeout=timeout_ms)
+    m = page.evaluate("window.__step")
+    return {"slider": before["description"], "before": before["text"], "after": m["text"],
+            "readout_ms": m["readout"] - m["key"], "image_ms": m["image"] - m["key"]}
+
+
+def sliders(page) -> int:
+    return page.locator(".noUi-handle").count()
+
+
+def measure_lesson(pw, lesson: str, root: Path, steps: int = 6, notebooks: Path = NOTEBOOKS) -> list[dict]:
+    """Run a lesson's copy in JupyterLab and step every slider ``steps`` times (right, then back)."""
+    name = lesson_copy(lesson, root, notebooks)
+    rows = []
+    with jupyterlab(root) as url:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/lab/tree/explorer.ipynb?token={TOKEN}")
-            page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
-            page.click("text=Run >> nth=0")
-            page.click("text=Run All Cells")
-            output = page.locator(".jp-OutputArea-output").first
-            image = output.locator("img.widget-image")
-            image.wait_for(timeout=180_000)
-            # the live widget, not the image/png fallback meant for headless runs and static viewers
-            assert output.locator(".jp-RenderedImage").count() == 0
-            readout = output.locator(".widget-label", has_text="γ = 1 + w")
-            assert readout.inner_text().startswith("w = 0.00")
-            first = image.get_attribute("src")
-
-            page.locator(".noUi-handle").first.focus()
-            page.keyboard.press("ArrowRight")                      # one step of 0.5
-            page.wait_for_function("src => document.querySelector('img.widget-image').src !== src", arg=first,
-                                   timeout=60_000)
-            assert readout.inner_text().startswith("w = 0.50")
-            page.screenshot(path=str(root / "after_move.png"))
+            run_all_cells(page, url, name)
+            for index in range(sliders(page)):
+                moves = [step(page, index, "ArrowRight" if i < steps // 2 else "ArrowLeft") for i in range(steps)]
+                rows.append({"lesson": lesson, "index": index, "slider": moves[0]["slider"],
+                             "image_ms": statistics.median(m["image_ms"] for m in moves),
+                             "readout_ms": statistics.median(m["readout_ms"] for m in moves),
+                             "all_image_ms": [round(m["image_ms"]) for m in moves]})
         finally:
             browser.close()
+    return rows
+
+
+def test_a_lessons_sliders_update_the_picture_in_jupyterlab(tmp_path):
+    """Lesson 03 has both kinds: the 2-D CFG scatter (first slider) and the MNIST grid (second)."""
+    sync_playwright = _sync_playwright()
+    name = lesson_copy("03", tmp_path)
+    with jupyterlab(tmp_path) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            run_all_cells(page, url, name)
+            # the live widgets, not the image/png fallback meant for headless runs and static viewers
+            assert page.locator("img.widget-image").count() == sliders(page) == 3
+            for index, kind in enumerate(["2-D scatter", "MNIST grid", "floor"]):
+                moved = step(page, index)
+                print(f"lesson 03, {kind} slider: {moved['before']!r} -> {moved['after']!r}, new readout after "
+                      f"{moved['readout_ms']:.0f} ms, new image after {moved['image_ms']:.0f} ms")
+                assert moved["after"] != moved["before"]
+                if kind != "floor":
+                    assert moved["after"].startswith("w = ")
+            page.screenshot(path=str(tmp_path / "after_moves.png"))
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description="median time from a key step to the new image, every slider")
+    parser.add_argument("lessons", nargs="*", default=["02", "03", "04"], help="lesson numbers")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOKS, help="folder holding the lessons")
+    args = parser.parse_args()
+    results = []
+    with sync_playwright() as pw:
+        for lesson in args.lessons:
+            with tempfile.TemporaryDirectory() as tmp:
+                results += measure_lesson(pw, lesson, Path(tmp), notebooks=args.notebooks)
+    load = os.getloadavg()
+    print(f"key press -> new image, median of 6 steps; load average {load[0]:.2f} on {os.cpu_count()} CPUs")
+    for r in results:
+        print(f"lesson {r['lesson']} slider {r['index']} ({r['slider']}): image {r['image_ms']:.0f} ms, "
+              f"readout {r['readout_ms']:.0f} ms; steps {r['all_image_ms']}")

@@ -4,7 +4,6 @@ the shell's in-place updates."""
 import base64
 import subprocess
 import sys
-import threading
 import time
 
 import matplotlib
@@ -24,7 +23,9 @@ ORACLE, ORACLE_CLF = toy.OracleDenoiser(MIX, S), toy.OracleClassifier(MIX, S)
 
 
 def test_readout_shows_both_conventions():
-    assert widgets.weight_readout("w", 2.0).startswith("w = 2.00  |  γ = 1 + w = 3.00")
+    assert widgets.weight_readout("w", 2.0) == "w = 2.00  |  γ = 1 + w = 3.00  |  diffusers guidance_scale = 3.00"
+    assert "no equivalent" in widgets.weight_readout("w", -0.5)  # diffusers uses the conditional model at scale <= 1
+    assert "≤ 1" in widgets.weight_readout("w", 0.0)
     assert "w = γ − 1 = -1.00" in widgets.weight_readout("gamma", 0.0)
     with pytest.raises(ValueError, match="symbol"):
         widgets.weight_readout("omega", 1.0)
@@ -60,7 +61,8 @@ def test_render_rejects_bad_label_and_weight():
 def test_explorer_updates_artists_in_place():
     render = widgets.cfg_render_2d(ORACLE, MIX, S, y=0, n=50, steps=4)
     explorer = widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=0.0,
-                                       titles={"learned": "learned", "exact": "exact"})
+                                       titles={"learned": "learned", "exact": "exact"}, precompute=False)
+    assert explorer.values == [-1.0 + 0.25 * i for i in range(29)]
     artists = dict(explorer.artists)
     before, png_before = artists["exact"].get_offsets().copy(), explorer.png
     seconds = explorer.update(3.0)
@@ -78,8 +80,43 @@ def test_explorer_updates_artists_in_place():
     bundle = box._repr_mimebundle_()               # without a widget manager, the figure still shows
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"]) == explorer.png
-    with pytest.raises(ValueError, match="value must lie"):
+    explorer.update(2.3)  # between two slider values: rendered on the spot
+    torch.testing.assert_close(torch.as_tensor(np.asarray(artists["exact"].get_offsets()), dtype=torch.float32),
+                               render(2.3, 0)["exact"])
+    with pytest.raises(ValueError, match="value must be a finite number in"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=7.0, titles={})
+    with pytest.raises(ValueError, match="value_range must be"):
+        widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.0), value=0.0, titles={})
+
+
+def test_precomputed_frames_equal_frames_drawn_on_the_spot():
+    render = widgets.cfg_render_2d(ORACLE, MIX, S, y=0, n=50, steps=2)
+    kwargs = dict(symbol="w", value_range=(-1.0, 1.0, 0.5), value=0.0, titles={}, extent=(-5, 5, -4, 4))
+    background = widgets.ScatterExplorer(render, **kwargs)
+    assert background.wait(timeout=60) and background.done()
+    spot = widgets.ScatterExplorer(render, **kwargs, precompute=False)
+    for v in [1.0, -1.0, 0.5]:
+        assert background.cache[(v, 0)].png is not None  # drawn by the background worker
+        assert spot.cache.get((v, 0)) is None
+        background.update(v)
+        spot.update(v)
+        assert background.png == spot.png  # byte for byte: the worker's figure is the shown one's twin
+        torch.testing.assert_close(torch.as_tensor(np.asarray(background.artists["exact"].get_offsets())),
+                                   torch.as_tensor(np.asarray(spot.artists["exact"].get_offsets())))
+    assert background.axes["learned"].get_xlim() == (-5.0, 5.0)
+
+
+def test_a_knob_that_is_not_a_guidance_weight_brings_its_own_readout():
+    render = widgets.cfg_render_2d(ORACLE, MIX, S, y=0, n=20, steps=2)
+    explorer = widgets.ScatterExplorer(lambda centre, seed: render(1.0, seed), symbol="window",
+                                       value_range=(150.0, 850.0, 50.0), value=450.0, titles={}, precompute=False,
+                                       readout=lambda centre: f"window = [{centre - 150:g}, {centre + 150:g}]")
+    assert explorer.suptitle.get_text() == "window = [300, 600]"
+    box = explorer.widget()
+    (slider, readout), _ = box.children[0].children, box.children[1]
+    assert slider.description == "window" and readout.value == "window = [300, 600]"
+    slider.value = 500.0
+    assert readout.value == explorer.suptitle.get_text() == "window = [350, 650]"
 
 
 def _counting_render(calls, delay=0.0):
@@ -116,7 +153,7 @@ def test_explorer_precomputes_and_its_cache_equals_a_fresh_render():
     explorer = widgets.DigitGridExplorer(render, values, 1.5, symbol="w")
     assert explorer.wait(timeout=60)
     for v in values:
-        assert torch.equal(explorer.cache[(v, 0)], render(v, 0))
+        assert torch.equal(explorer.cache[(v, 0)].data, render(v, 0))
     explorer.update(3.0)
     np.testing.assert_allclose(explorer.image.get_array(), plots.tile_images(render(3.0, 0), 10))
 
@@ -131,7 +168,24 @@ def test_explorer_move_during_precompute_shows_the_requested_grid():
     assert explorer.wait(timeout=10)
     keys = [c for c in calls if c != (7.0, 0)]
     assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
-    assert isinstance(explorer._thread, threading.Thread)
+    explorer.update(3.0, seed=1)  # a new seed: precomputed again, for that seed
+    assert explorer.wait(timeout=10) and all((v, 1) in explorer.cache for v in values)
+
+
+def test_background_errors_surface_and_stop_ends_the_precompute():
+    def render(w, seed=0):
+        if w == 2.0:
+            raise RuntimeError("render failed at 2")
+        return torch.zeros(10, 1, 28, 28)
+
+    explorer = widgets.DigitGridExplorer(render, [0.0, 1.0, 2.0], 0.0)
+    with pytest.raises(RuntimeError, match="render failed at 2"):
+        explorer.wait(timeout=10)
+    with pytest.raises(RuntimeError, match="render failed at 2"):
+        explorer.update(2.0)  # a move there renders on the spot and says why it fails
+    slow = widgets.DigitGridExplorer(_counting_render([], delay=0.05), [float(v) for v in range(40)], 0.0)
+    slow.stop()
+    assert not slow.wait(timeout=10)  # stopped: returns at once, not every value drawn
 
 
 def test_explorer_widget_wires_slider_to_update():
@@ -164,14 +218,14 @@ def test_grid_explorer_rejects_bad_inputs():
 
 def test_exit_while_precomputing_does_not_abort_the_process():
     """A daemon thread killed inside a torch kernel aborts the interpreter (exit code 134);
-    the explorer stops its background thread at exit instead."""
+    the explorer's worker is joined at exit after the render in progress instead."""
     script = """
 import torch
 from course_lib import widgets
 
 def render(value, seed=0):
     a = torch.randn(600, 600)
-    for _ in range(40):
+    for _ in range(10):  # long enough that exit comes while the worker is inside torch
         a = torch.tanh(a @ a / 600)
     return torch.zeros(10, 1, 28, 28) + a.mean()
 
