@@ -7,16 +7,9 @@ import random
 import numpy as np
 import torch
 
+from .device import pick_device
+
 __version__ = "0.1.0"
-
-
-def pick_device() -> torch.device:
-    """CUDA, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def setup(seed: int = 0) -> torch.device:

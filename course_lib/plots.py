@@ -194,12 +194,13 @@ def vector_field(points, vectors, ax: Axes | None = None, *, normalize: bool = F
 
 
 def trajectories(traj, ax: Axes | None = None, *, max_paths: int = 50, stride: int = 1,
-                 color: str = "#1f77b4", label: str | None = "paths", alpha: float = 0.6,
+                 color: str | Sequence[str] = "#1f77b4", label: str | None = "paths", alpha: float = 0.6,
                  linewidth: float = 0.8, title: str | None = None,
                  extent: Sequence[float] | None = None) -> Axes:
     """Sampling paths ``traj [S+1, B, 2]`` (``traj[0]`` is ``x_T``, ``traj[-1]`` is ``x0``):
     one line per sample (the first ``max_paths``) through every ``stride``-th step and the
-    last, a hollow marker at the start and a filled one at the end."""
+    last, a hollow marker at the start and a filled one at the end. ``color``: one colour for
+    every path, or a sequence of one colour per drawn path."""
     a = _array(traj, "traj", "[S+1, B, 2]", 3, 2)
     if a.shape[0] < 2:
         raise ValueError(f"traj must hold at least 2 time steps, got {a.shape[0]}")
@@ -207,6 +208,10 @@ def trajectories(traj, ax: Axes | None = None, *, max_paths: int = 50, stride: i
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
     keep = sorted(set(range(0, a.shape[0], stride)) | {a.shape[0] - 1})
     a = a[keep, :max_paths]
+    if not isinstance(color, str):
+        color = list(color)
+        if len(color) != a.shape[1]:
+            raise ValueError(f"color must be one colour or one per drawn path ({a.shape[1]}), got {len(color)}")
     ax = _axes(ax)
     ax.add_collection(LineCollection(np.transpose(a, (1, 0, 2)), colors=color, alpha=alpha,
                                      linewidths=linewidth, label=label))
@@ -286,4 +291,86 @@ def image_grid(images, nrow: int = 8, ax: Axes | None = None, *, padding: int = 
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title if title is not None else f"{B} images")
+    return ax
+
+
+# --------------------------------------------------------------------------- digits and sweeps
+
+def plot_confusion(confusion: torch.Tensor, ax=None, *, title: str | None = None, null_name: str = "∅",
+                   fontsize: float = 10):
+    """Draw a confusion matrix (:func:`course_lib.evaluate.confusion_matrix`) as row shares: rows the label asked for (the last
+    one, if present, the null label ``null_name``), columns the judge's verdict, each
+    cell its share of the row in percent (``fontsize`` points). Returns the axes."""
+    if not isinstance(confusion, torch.Tensor) or confusion.ndim != 2 \
+            or confusion.shape[0] not in (confusion.shape[1], confusion.shape[1] + 1):
+        raise ValueError("confusion must be a [K + 1, K] (or [K, K]) matrix of counts")
+    K = confusion.shape[1]
+    counts = confusion.double()
+    shares = (counts / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * K + 1.5, 0.45 * confusion.shape[0] + 1.0), layout="constrained")
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="equal")
+    for (r, c), v in np.ndenumerate(shares):
+        if v >= 0.005:
+            ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=fontsize,
+                    color="white" if v > 0.6 else "black")
+    rows = [str(k) for k in range(K)] + ([null_name] if confusion.shape[0] > K else [])
+    ax.set_xticks(range(K), [str(k) for k in range(K)])
+    ax.set_yticks(range(len(rows)), rows)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    ax.set(xlabel="judged as", ylabel="label asked for")
+    if confusion.shape[0] > K:
+        ax.axhline(K - 0.5, color="black", linewidth=1.0)
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def digit_table(images: torch.Tensor, ncol: int, ax=None, *, col_labels: Sequence | None = None,
+                row_labels: Sequence | None = None, title: str | None = None, padding: int = 2):
+    """:func:`image_grid` of ``images [B, 1, H, W]``, ``ncol`` to a row,
+    with a label above each column and, optionally, left of each row. Returns the axes."""
+    if not isinstance(ncol, int) or isinstance(ncol, bool) or ncol < 1:
+        raise ValueError(f"ncol must be a positive integer, got {ncol!r}")
+    ax = image_grid(images, nrow=ncol, ax=ax, padding=padding, title="")
+    B, _, H, W = images.shape
+    nrows = -(-B // ncol)
+    if col_labels is not None:
+        col_labels = list(col_labels)
+        if len(col_labels) != min(ncol, B):
+            raise ValueError(f"col_labels must hold one label per column ({min(ncol, B)}), got {len(col_labels)}")
+        for c, text in enumerate(col_labels):
+            ax.text(padding + c * (W + padding) + (W - 1) / 2, -0.5, str(text), ha="center", va="bottom",
+                    fontsize=9)
+    if row_labels is not None:
+        row_labels = list(row_labels)
+        if len(row_labels) != nrows:
+            raise ValueError(f"row_labels must hold one label per row ({nrows}), got {len(row_labels)}")
+        for r, text in enumerate(row_labels):
+            ax.text(-1.0, padding + r * (H + padding) + (H - 1) / 2, str(text), ha="right", va="center",
+                    fontsize=8)
+    if title is not None:
+        ax.set_title(title, pad=14 if col_labels is not None else 6)
+    return ax
+
+
+def plot_sweep(rows: Sequence[dict], metric: str, ax=None, *, x: str = "w", label: str | None = None,
+               reference: float | None = None, reference_label: str = "real digits", title: str | None = None,
+               ylabel: str | None = None, **style):
+    """``metric`` against the knob ``x`` (``"w"`` or ``"gamma"``) for sweep rows, one line;
+    ``reference`` draws a dashed horizontal line (e.g. the real digits' value). Returns the axes."""
+    if not rows or metric not in rows[0] or x not in rows[0]:
+        raise ValueError(f"rows must be sweep rows holding {metric!r} and {x!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.4, 3.4), layout="constrained")
+    xs, ys = [r[x] for r in rows], [r[metric] for r in rows]
+    style.setdefault("marker", "o")
+    ax.plot(xs, ys, label=label, **style)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", linestyle="--", linewidth=1.0, label=reference_label)
+    symbol = {"w": "$w$", "gamma": r"$\gamma$"}.get(x, x)
+    ax.set(xlabel=symbol if x != "w" else r"$w$  ($\gamma = 1 + w$)", ylabel=ylabel or metric)
+    if title is not None:
+        ax.set_title(title)
     return ax

@@ -23,10 +23,8 @@ then write its file with :func:`save` from the training recipe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +33,7 @@ import torch
 from torch import nn
 
 from .diffusion import Schedule, make_schedule
+from .files import atomic_write, sha256
 from .models import ConditionalMLP, NoisyClassifier2D
 from .toy import GaussianMixture2D
 from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
@@ -81,32 +80,26 @@ register("toy_classifier", NoisyClassifier2D, "python -m course_lib.train toy")
 register("mnist_cfg", ConditionalUNet, "python -m course_lib.train mnist")
 register("mnist_classifier", NoisyImageClassifier, "python -m course_lib.train mnist")
 register("mnist_judge", ImageClassifier, "python -m course_lib.train mnist")  # evaluation only, never guidance
+register("mnist_cfg_weak", ConditionalUNet, "python -m course_lib.train mnist-weak")  # autoguidance's weak guide
 
 
 @dataclass
 class Pretrained:
     """A loaded model: ``model`` (in eval mode), its ``schedule``, ``num_classes``
-    and ``meta`` (how it was trained; ``meta["mixture"]`` for 2-D models)."""
+    and ``meta`` (how it was trained; ``meta["mixture"]`` for 2-D models), the file it came
+    from (``path``; None for a network trained in this process, which has a ``history``)."""
 
     name: str
     model: nn.Module
     schedule: Schedule
     num_classes: int
     meta: dict[str, Any] = field(repr=False)
-    path: Path = field(repr=False)
+    path: Path | None = field(repr=False)
+    history: Any = field(default=None, repr=False)
 
 
 def _root(root: str | os.PathLike | None) -> Path:
     return WEIGHTS_DIR if root is None else Path(root)
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(root: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
@@ -189,24 +182,6 @@ def _check_plain(value: Any, where: str = "meta") -> None:
                      f"got {type(value).__name__}")
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(name: str, model: nn.Module, meta: dict[str, Any], *, command: str | None = None,
          root: str | os.PathLike | None = None) -> Path:
     """Write ``NAME.pt`` (``state_dict`` + plain-data ``meta``) atomically and record its
@@ -226,11 +201,11 @@ def save(name: str, model: nn.Module, meta: dict[str, Any], *, command: str | No
     _check_plain(meta)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = folder / entry.filename
-    _atomic_write(path, lambda f: torch.save({"state_dict": state, "meta": meta}, f))
+    atomic_write(path, lambda f: torch.save({"state_dict": state, "meta": meta}, f))
     manifest = read_manifest(folder)
     manifest[entry.filename] = {"sha256": sha256(path), "bytes": path.stat().st_size, "command": command}
     manifest = dict(sorted(manifest.items()))
-    _atomic_write(folder / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2) + "\n"), mode="w")
+    atomic_write(folder / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=2) + "\n"), mode="w")
     return path
 
 

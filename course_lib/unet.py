@@ -5,41 +5,18 @@ Images are float tensors ``[B, 1, 28, 28]`` in ``[-1, 1]``; labels are long
 
 Sized for a 2-core laptop CPU. The diffusion models turn 28x28 into 14x14 by
 space-to-depth (pixel unshuffle, Shi et al. 2016) and convolve only at 14x14
-and 7x7: lossless, and about twice as fast as a U-Net with a 28x28 level. With
-the defaults (178k parameters, most at 7x7 where they cost few FLOPs) on 2
-threads a forward pass of 80 digits takes about 18 ms and a training step of
-128 about 90 ms, so a CFG grid of 40 digits (conditional and unconditional in
-one batch of 80) redraws with 20 DDIM steps in about 0.4 s.
+and 7x7: lossless, and cheaper than a U-Net with a 28x28 level; most parameters sit
+at 7x7, where they cost few FLOPs (``python -m course_lib.bench`` measures the speed).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IMAGE_SHAPE = (1, 28, 28)
-
-
-def timestep_embedding(t: Tensor, dim: int, T: int) -> Tensor:
-    """Sinusoidal embedding ``[B] -> [B, dim]`` of time ``t`` in ``[0, T)``.
-
-    The Transformer position encoding (Vaswani et al. 2017) that DDPM uses for
-    time (Ho et al. 2020), applied to ``1000 * t / T``: every ``T`` shares one
-    clock, and ``T = 1000`` gives DDPM's embedding. ``t`` may be integer or float.
-    """
-    if dim < 2 or dim % 2:
-        raise ValueError(f"dim must be a positive even integer, got {dim}")
-    if T < 1:
-        raise ValueError(f"T must be a positive integer, got {T}")
-    if t.ndim != 1:
-        raise ValueError(f"t must be a 1-D tensor [B], got shape {tuple(t.shape)}")
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
-    args = (t.float() * (1000.0 / T))[:, None] * freqs[None, :]
-    return torch.cat([args.sin(), args.cos()], dim=-1)
+from .data import IMAGE_SHAPE
+from .models import timestep_embedding
 
 
 def _check_images(x: Tensor) -> None:

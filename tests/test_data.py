@@ -147,7 +147,7 @@ def test_bad_download_is_reported_and_never_cached(damage, server, blobs, tmp_pa
     assert TEST_IMAGES in message and got in message and data.SHA256[TEST_IMAGES] in message
     assert "corrupt" in capsys.readouterr().err
     assert TEST_IMAGES not in _listing(tmp_path / "mnist")
-    assert not any(name.endswith(".part") for name in _listing(tmp_path / "mnist"))
+    assert not any(name.startswith(".") for name in _listing(tmp_path / "mnist"))  # no temporary left
 
 
 def test_corrupt_cached_file_is_detected_and_replaced(server, blobs, tmp_path, capsys):
@@ -208,3 +208,51 @@ def test_cache_dir_never_depends_on_the_working_directory(monkeypatch, tmp_path)
     monkeypatch.setenv("COURSE_LIB_DATA", str(tmp_path / "env"))
     assert data.cache_dir() == tmp_path / "env"
     assert data.cache_dir(tmp_path / "arg") == tmp_path / "arg"
+
+
+# --- labelled subsets ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixture():
+    from course_lib import toy
+
+    return toy.anisotropic()
+
+
+def test_subsample_class_keeps_others_and_counts(mixture):
+    x, y = mixture.sample(5000, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(y, minlength=3)
+    xs, ys = data.subsample_class(x, y, 2, 40, generator=torch.Generator().manual_seed(1))
+    assert torch.bincount(ys, minlength=3).tolist() == [counts[0], counts[1], 40]
+    assert torch.equal(xs[ys != 2], x[y != 2])  # the other classes, in order
+    kept = xs[ys == 2]
+    assert all((x[y == 2] == p).all(1).any() for p in kept)  # real examples of class 2, no invented ones
+    _, yf = data.subsample_class(x, y, 2, 0.02, generator=torch.Generator().manual_seed(1))
+    assert (yf == 2).sum() == round(0.02 * int(counts[2]))
+
+
+@pytest.mark.parametrize("keep", [-1, 10**6, 0.0, 1.5, True, "all"])
+def test_subsample_class_rejects_bad_keep(mixture, keep):
+    x, y = mixture.sample(100, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="keep"):
+        data.subsample_class(x, y, 0, keep)
+
+
+def test_subsample_class_rejects_absent_label(mixture):
+    x, y = mixture.sample(100, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="label"):
+        data.subsample_class(x, y, 7, 10)
+
+
+def test_balanced_subset_orders_like_a_grid_and_checks_digits():
+    x = torch.rand(60, 1, 28, 28) * 2 - 1
+    y = torch.arange(60) % 10
+    xs, ys = data.balanced_subset(x, y, 3, seed=1)
+    assert ys.tolist() == list(range(10)) * 3
+    assert all((x == img).flatten(1).all(1).any() for img in xs)  # real digits, none invented
+    with pytest.raises(ValueError, match="m must be at most 6"):
+        data.balanced_subset(x, y, 7)
+    with pytest.raises(ValueError, match="y must lie in 0..9"):
+        data.check_digits(x, y + 1)
+    with pytest.raises(ValueError, match="x0 must be"):
+        data.check_digits(torch.zeros(3, 28, 28))

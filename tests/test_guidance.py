@@ -1,5 +1,7 @@
 """CFG and classifier guidance against their defining identities on exact mixtures."""
 
+import math
+
 import pytest
 import torch
 
@@ -109,3 +111,80 @@ def test_model_helpers_batch_cfg_like_cfg():
         guidance.model_cfg_eps_fn(model, 3, 2.0, 3)(x, t)
     with pytest.raises(ValueError, match="y must lie in 0..3"):
         guidance.model_eps_fn(model, 4, 3)(x, t)
+
+
+def test_drop_labels_rate_and_values():
+    y = torch.randint(0, 3, (20_000,), generator=torch.Generator().manual_seed(0))
+    out = guidance.drop_labels(y, 0.15, 3, generator=torch.Generator().manual_seed(1))
+    dropped = out == 3
+    assert abs(dropped.double().mean().item() - 0.15) < 4 * math.sqrt(0.15 * 0.85 / 20_000)
+    assert torch.equal(out[~dropped], y[~dropped])  # kept labels are untouched
+    assert torch.equal(guidance.drop_labels(y, 0.0, 3), y)
+    assert (guidance.drop_labels(y, 1.0, 3) == 3).all()
+
+
+def test_drop_labels_matches_train_diffusion_draws():
+    """Same generator, same draws as the inline dropout of ``training.train_diffusion``."""
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    ref = torch.where(torch.rand(8, generator=torch.Generator().manual_seed(3)) < 0.5, torch.full_like(y, 3), y)
+    assert torch.equal(guidance.drop_labels(y, 0.5, 3, generator=torch.Generator().manual_seed(3)), ref)
+
+
+@pytest.mark.parametrize("bad", [dict(p_uncond=1.5), dict(p_uncond=float("nan")), dict(null_label=0),
+                                 dict(y=torch.tensor([0, 4])), dict(y=torch.tensor([0.0, 1.0]))])
+def test_drop_labels_rejects_bad_arguments(bad):
+    args = dict(y=torch.tensor([0, 1, 2]), p_uncond=0.1, null_label=3) | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        guidance.drop_labels(**args)
+
+
+def test_classifier_log_prob_fn_is_the_log_softmax_of_the_logits():
+    torch.manual_seed(0)
+    clf = torch.nn.Linear(2, 3)
+    fn = guidance.classifier_log_prob_fn(lambda x, t: clf(x))
+    x = torch.randn(5, 2)
+    torch.testing.assert_close(fn(x, torch.zeros(5, dtype=torch.long)), torch.log_softmax(clf(x), dim=1))
+
+
+# --- the implicit classifier of CFG (Ho & Salimans 2021, sec. 3.2) ------------------------
+
+ANISO = toy.anisotropic()
+
+
+def _aniso_points(n: int = 300, seed: int = 0) -> torch.Tensor:
+    return ANISO.sample(n, generator=torch.Generator().manual_seed(seed))[0].double()
+
+
+@pytest.mark.parametrize("t", [5, 100, 400, 900])
+@pytest.mark.parametrize("y", [0, 2])
+def test_implicit_classifier_of_exact_denoisers_is_the_exact_posterior_gradient(t, y):
+    x, tt = 2 * _aniso_points(200) / 3, torch.full((200,), t)
+    ours = guidance.implicit_classifier_grad(ANISO.eps_fn(S, y), ANISO.eps_fn(S), x, tt, S)
+    exact = guidance.classifier_log_prob_grad(ANISO.log_posterior_fn(S), x, tt, y)
+    torch.testing.assert_close(ours, exact, rtol=1e-8, atol=1e-8)
+
+
+def test_implicit_classifier_through_the_model_interface():
+    oracle, x, tt = toy.OracleDenoiser(ANISO, S), _aniso_points(50), torch.full((50,), 250)
+    via_model = guidance.implicit_classifier_grad(guidance.model_eps_fn(oracle, 1, 3), guidance.model_eps_fn(oracle, 3, 3),
+                                         x, tt, S)
+    exact = guidance.classifier_log_prob_grad(ANISO.log_posterior_fn(S), x, tt, 1)
+    torch.testing.assert_close(via_model, exact, rtol=1e-8, atol=1e-8)
+    with pytest.raises(ValueError, match="t must"):
+        guidance.implicit_classifier_grad(ANISO.eps_fn(S, 1), ANISO.eps_fn(S), x, torch.full((50,), 1000), S)
+
+
+def test_implicit_classifier_on_images_is_what_cfg_adds_to_the_denoised_guess():
+    # lesson 03, section 6: x0_hat(w) = x0_hat(0) + w sigma_t^2 / sqrt(abar_t) * grad, per image and per t
+    from course_lib.unet import ConditionalUNet
+
+    torch.manual_seed(0)
+    net = ConditionalUNet(num_classes=10, T=1000, base_channels=8, emb_dim=16).eval()
+    x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    t, y, w = torch.tensor([5, 100, 400, 400, 700, 999]), torch.tensor([0, 3, 3, 7, 9, 1]), 2.5
+    grad = guidance.implicit_classifier_grad(guidance.model_eps_fn(net, y, 10), guidance.model_eps_fn(net, 10, 10), x, t, S)
+    assert grad.shape == x.shape
+    sigma, root_abar = S.sigmas[t].float()[:, None, None, None], S.alpha_bars[t].sqrt().float()[:, None, None, None]
+    with torch.no_grad():
+        x0_hat = {v: (x - sigma * guidance.model_cfg_eps_fn(net, y, v, 10)(x, t)) / root_abar for v in (0.0, w)}
+    torch.testing.assert_close(x0_hat[w], x0_hat[0.0] + w * sigma**2 / root_abar * grad, rtol=1e-4, atol=1e-3)

@@ -56,3 +56,13 @@ def test_precision_recall_orders_collapsed_and_spread_samples():
     assert p_s > 0.85 and r_s > 0.85
     with pytest.raises(ValueError, match="k must"):
         metrics.precision_recall(real, far, k=0)
+
+
+def test_relative_error():
+    b = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    assert metrics.relative_error(b, b) == 0.0
+    assert metrics.relative_error(torch.zeros(2, 2), b) == 1.0
+    assert metrics.relative_error(2 * b, b) == 1.0 and metrics.relative_error(-b, b) == 4.0
+    assert metrics.relative_error(torch.ones(4, 1, 2, 2), torch.ones(4, 1, 2, 2) * 2) == 0.25
+    with pytest.raises(ValueError, match="share their shape"):
+        metrics.relative_error(b, b[:1])

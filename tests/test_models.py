@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from course_lib import diffusion, guidance, models, toy, unet
 from course_lib.models import ConditionalMLP, NoisyClassifier2D, timestep_embedding
 
 B = 6
@@ -128,3 +129,23 @@ def test_affine_head_starts_at_zero() -> None:
     torch.manual_seed(0)
     model = ConditionalMLP(3)
     assert model.affine.weight.abs().sum() == 0 and model.affine.bias.abs().sum() == 0
+
+
+def test_fixed_time_classifier_reads_every_input_at_t0():
+    mix, schedule = toy.anisotropic(), diffusion.make_schedule("linear", 1000)
+    oracle = toy.OracleClassifier(mix, schedule)
+    clf = models.FixedTimeClassifier(oracle, t0=0)
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    t = torch.full((50,), 700)
+    torch.testing.assert_close(clf(x, t), oracle(x, torch.zeros_like(t)))
+    assert not torch.allclose(clf(x, t), oracle(x, t))
+    torch.testing.assert_close(guidance.classifier_log_prob_fn(clf)(x, t).exp().sum(1), torch.ones(50))
+    assert clf.num_classes == 3 and clf.T == 1000
+    with pytest.raises(ValueError, match="t0 must"):
+        models.FixedTimeClassifier(oracle, t0=-1)
+
+
+def test_one_timestep_embedding_for_the_2d_nets_and_the_unet():
+    assert unet.timestep_embedding is models.timestep_embedding
+    with pytest.raises(ValueError, match="dim must"):
+        models.timestep_embedding(torch.arange(3), 5, 1000)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.axes import Axes
 
-from course_lib import plots
+from course_lib import evaluate, plots
 from course_lib.diffusion import make_schedule
 from course_lib.toy import anisotropic
 
@@ -212,3 +212,50 @@ def test_tile_images_places_each_image_in_its_cell():
 def test_ax_must_be_axes():
     with pytest.raises(ValueError, match="ax"):
         plots.scatter_by_label(torch.zeros(3, 2), ax="not an axes")
+
+
+def test_plot_helpers_label_what_they_draw():
+    images = torch.rand(22, 1, 28, 28) * 2 - 1
+    ax = plots.digit_table(images, 11, col_labels=[*range(10), "∅"], row_labels=["a", "b"], title="t")
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == [*map(str, range(10)), "∅", "a", "b"] and ax.get_title() == "t"
+    with pytest.raises(ValueError, match="col_labels"):
+        plots.digit_table(images, 11, col_labels=range(10))
+    with pytest.raises(ValueError, match="row_labels"):
+        plots.digit_table(images, 11, row_labels=["a"])
+    confusion = evaluate.confusion_matrix(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 0]), 2)
+    ax = plots.plot_confusion(confusion, title="c", fontsize=9)
+    assert [t.get_text() for t in ax.texts] == ["50", "50", "100", "100"]
+    assert all(t.get_fontsize() == 9 for t in ax.texts)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "∅"] and ax.get_xlabel() == "judged as"
+    with pytest.raises(ValueError, match="confusion"):
+        plots.plot_confusion(torch.zeros(4, 2))
+    plt.close("all")
+
+
+def test_tile_matches_image_grid():
+    images = torch.rand(13, 1, 28, 28) * 2 - 1
+    ax = plots.image_grid(images, nrow=10)
+    np.testing.assert_allclose(plots.tile_images(images, 10), ax.images[0].get_array())
+    plt.close(ax.figure)
+
+
+def test_plot_sweep_draws_the_metric_against_the_knob():
+    rows = [{"w": 0.0, "gamma": 1.0, "accuracy": 0.5}, {"w": 2.0, "gamma": 3.0, "accuracy": 0.9}]
+    ax = plots.plot_sweep(rows, "accuracy", reference=0.95, label="cfg", title="t")
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [0.0, 2.0] and list(line.get_ydata()) == [0.5, 0.9]
+    assert ax.lines[1].get_ydata()[0] == 0.95 and "gamma" in ax.get_xlabel()
+    ax = plots.plot_sweep(rows, "accuracy", x="gamma")
+    assert list(ax.lines[0].get_xdata()) == [1.0, 3.0]
+    with pytest.raises(ValueError, match="rows must"):
+        plots.plot_sweep(rows, "frechet")
+    plt.close("all")
+
+
+def test_trajectories_take_one_colour_per_path(ax):
+    traj = torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(0))
+    plots.trajectories(traj, ax, color=["red", "green", "blue"])
+    assert len(ax.collections[0].get_colors()) == 3
+    with pytest.raises(ValueError, match="color must"):
+        plots.trajectories(traj, ax, color=["red", "green"])

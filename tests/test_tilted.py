@@ -1,4 +1,4 @@
-"""The implicit classifier and the tilted density, against closed forms, Monte Carlo and finite differences."""
+"""The tilted density, against closed forms, Monte Carlo and finite differences."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib import diffusion, guidance, metrics, toy
-from course_lib.tilted import TiltedDensity, implicit_classifier_grad
+from course_lib.tilted import TiltedDensity
 
 MIX = toy.anisotropic()
 S = diffusion.make_schedule("linear", 1000)
@@ -14,41 +14,6 @@ S = diffusion.make_schedule("linear", 1000)
 
 def points(n: int = 300, seed: int = 0) -> torch.Tensor:
     return MIX.sample(n, generator=torch.Generator().manual_seed(seed))[0].double()
-
-
-@pytest.mark.parametrize("t", [5, 100, 400, 900])
-@pytest.mark.parametrize("y", [0, 2])
-def test_implicit_classifier_of_exact_denoisers_is_the_exact_posterior_gradient(t, y):
-    x, tt = 2 * points(200) / 3, torch.full((200,), t)
-    ours = implicit_classifier_grad(MIX.eps_fn(S, y), MIX.eps_fn(S), x, tt, S)
-    exact = guidance.classifier_log_prob_grad(MIX.log_posterior_fn(S), x, tt, y)
-    torch.testing.assert_close(ours, exact, rtol=1e-8, atol=1e-8)
-
-
-def test_implicit_classifier_through_the_model_interface():
-    oracle, x, tt = toy.OracleDenoiser(MIX, S), points(50), torch.full((50,), 250)
-    via_model = implicit_classifier_grad(guidance.model_eps_fn(oracle, 1, 3), guidance.model_eps_fn(oracle, 3, 3),
-                                         x, tt, S)
-    exact = guidance.classifier_log_prob_grad(MIX.log_posterior_fn(S), x, tt, 1)
-    torch.testing.assert_close(via_model, exact, rtol=1e-8, atol=1e-8)
-    with pytest.raises(ValueError, match="t must"):
-        implicit_classifier_grad(MIX.eps_fn(S, 1), MIX.eps_fn(S), x, torch.full((50,), 1000), S)
-
-
-def test_implicit_classifier_on_images_is_what_cfg_adds_to_the_denoised_guess():
-    # lesson 03, section 6: x0_hat(w) = x0_hat(0) + w sigma_t^2 / sqrt(abar_t) * grad, per image and per t
-    from course_lib.unet import ConditionalUNet
-
-    torch.manual_seed(0)
-    net = ConditionalUNet(num_classes=10, T=1000, base_channels=8, emb_dim=16).eval()
-    x = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    t, y, w = torch.tensor([5, 100, 400, 400, 700, 999]), torch.tensor([0, 3, 3, 7, 9, 1]), 2.5
-    grad = implicit_classifier_grad(guidance.model_eps_fn(net, y, 10), guidance.model_eps_fn(net, 10, 10), x, t, S)
-    assert grad.shape == x.shape
-    sigma, root_abar = S.sigmas[t].float()[:, None, None, None], S.alpha_bars[t].sqrt().float()[:, None, None, None]
-    with torch.no_grad():
-        x0_hat = {v: (x - sigma * guidance.model_cfg_eps_fn(net, y, v, 10)(x, t)) / root_abar for v in (0.0, w)}
-    torch.testing.assert_close(x0_hat[w], x0_hat[0.0] + w * sigma**2 / root_abar * grad, rtol=1e-4, atol=1e-3)
 
 
 def test_no_tilt_and_full_untilt_are_the_conditional_and_the_marginal():

@@ -1,0 +1,220 @@
+"""How good are samples? On 2-D mixtures against the exact law; on MNIST by an independent judge.
+
+2-D: :func:`score_2d` is the one scorer of samples meant to follow ``p(x | y)``:
+the mean exact posterior ``p(y | x)`` (a perfect classifier as the judge), the
+sliced-Wasserstein distance to exact samples, the diversity, k-NN precision and
+recall (Kynkaanniemi et al. 2019) and, given a plot extent, how many samples fell
+off it. :func:`fit_by_class` applies it label by label, beside the noise floor of
+two exact sample sets; :func:`toy_cfg_report` compares learned CFG with exact CFG.
+
+MNIST: nothing is exact, so a clean classifier that never steers sampling (the
+``mnist_judge``) grades it: :func:`judge_verdicts`, :func:`judged_accuracy`,
+:func:`confusion_matrix`, :func:`per_class_accuracy`, a Frechet distance on its
+features (Heusel et al. 2017, :func:`feature_frechet`) and
+:func:`within_class_diversity`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from sklearn.metrics import confusion_matrix as _sk_confusion
+
+from . import diffusion, guidance, metrics
+from .conditional import cfg_grid, grid_labels, grid_noise
+from .data import check_digits
+from .toy import GaussianMixture2D
+
+# --------------------------------------------------------------------------- 2-D, against the exact law
+
+
+def _agreement(x: torch.Tensor, mixture: GaussianMixture2D, y: int) -> float:
+    """Share of ``x`` whose exact Bayes label ``argmax_k p(k | x)`` is ``y``."""
+    return float((mixture.posterior(x.double()).argmax(1) == y).double().mean())
+
+
+def score_2d(samples: torch.Tensor, mixture: GaussianMixture2D, y: int | None, reference: torch.Tensor, *,
+             k: int | None = 5, extent: Sequence[float] | None = None) -> dict[str, float]:
+    """Samples ``[n, 2]`` meant to follow ``p(x | y)`` (``y=None``: the marginal ``p(x)``) scored
+    against ``reference``, exact samples of the same law:
+
+    - ``posterior``: the mean exact ``p(y | x)`` of the samples (1: unmistakably class ``y``);
+    - ``agreement``: the share whose exact Bayes label is ``y`` (both NaN for ``y=None``);
+    - ``sw``: sliced-Wasserstein distance to ``reference``;
+    - ``diversity``: mean pairwise distance (:func:`course_lib.metrics.mean_pairwise_distance`);
+    - ``precision``, ``recall``: k-NN precision and recall against ``reference`` (only when ``k``
+      is given);
+    - ``off_plot``: how many samples lie outside ``extent = (xmin, xmax, ymin, ymax)`` (only when given).
+
+    Non-finite samples (a diverged sampler) are left out of every score and counted in ``off_plot``."""
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 2 or samples.shape[1] != 2:
+        raise ValueError("samples must be a tensor of shape [n, 2]")
+    if y is not None:
+        guidance.check_labels(y, 1, mixture.num_classes)
+    finite = torch.isfinite(samples).all(dim=1)
+    kept = samples[finite]
+    out = {"posterior": float("nan"), "agreement": float("nan")}
+    if y is not None:
+        out = {"posterior": float(mixture.posterior(kept.double())[:, y].mean()),
+               "agreement": _agreement(kept, mixture, y)}
+    out["sw"] = metrics.sliced_wasserstein(kept, reference)
+    out["diversity"] = metrics.mean_pairwise_distance(kept)
+    if k is not None:
+        out["precision"], out["recall"] = metrics.precision_recall(reference, kept, k=k)
+    if extent is not None:
+        e = [float(v) for v in extent]
+        if len(e) != 4 or not all(math.isfinite(v) for v in e) or e[0] >= e[1] or e[2] >= e[3]:
+            raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax, "
+                             f"got {extent!r}")
+        inside = finite & (samples[:, 0] >= e[0]) & (samples[:, 0] <= e[1]) & (samples[:, 1] >= e[2]) \
+            & (samples[:, 1] <= e[3])
+        out["off_plot"] = int((~inside).sum())
+    return out
+
+
+@dataclass(frozen=True)
+class ClassFit:
+    """How well samples of one label match the exact law: ``sw`` is the sliced-Wasserstein
+    distance to exact samples of the same size, ``floor`` the same distance between two
+    exact sample sets (sampling noise alone); ``agreement`` the share of samples whose
+    exact Bayes label ``argmax_k p(k | x)`` is ``label``, ``exact_agreement`` the same
+    share for exact samples (below one where classes overlap). ``label = K``: the marginal,
+    agreements NaN."""
+
+    label: int
+    n: int
+    sw: float
+    floor: float
+    agreement: float
+    exact_agreement: float
+
+
+def fit_by_class(samples: dict[int, torch.Tensor], mixture: GaussianMixture2D, *, seed: int = 0) -> dict[int, ClassFit]:
+    """:func:`score_2d` of ``samples[y] [n, 2]`` against the exact ``p(x | y)`` of ``mixture``
+    (``y = K``: the marginal ``p(x)``), label by label. The two exact sets are drawn
+    from generators seeded ``seed + 2y`` and ``seed + 2y + 1``."""
+    K = mixture.num_classes
+    fits = {}
+    for y, x in samples.items():
+        if not isinstance(y, int) or isinstance(y, bool) or not 0 <= y <= K:
+            raise ValueError(f"samples must be keyed by labels in 0..{K} ({K}: the marginal), got {y!r}")
+        n, cond = x.shape[0], (y if y < K else None)
+        ref = mixture.sample(n, y=cond, generator=torch.Generator().manual_seed(seed + 2 * y))[0]
+        other = mixture.sample(n, y=cond, generator=torch.Generator().manual_seed(seed + 2 * y + 1))[0]
+        score = score_2d(x, mixture, cond, ref, k=None)
+        exact_agreement = float("nan") if cond is None else _agreement(ref, mixture, cond)
+        fits[y] = ClassFit(y, n, score["sw"], metrics.sliced_wasserstein(other, ref), score["agreement"],
+                           exact_agreement)
+    return fits
+
+
+@torch.no_grad()
+def toy_cfg_report(model: torch.nn.Module, mixture: GaussianMixture2D, schedule: diffusion.Schedule, *,
+                   ws: tuple[float, ...] = (0.0, 3.0), n: int = 2000, steps: int | None = 50,
+                   seed: int = 0) -> list[dict]:
+    """Per class ``k`` and weight ``w``: the sliced Wasserstein distance between the
+    model's CFG samples and the exact ones, and the noise floor (two exact sets).
+    The exact reference is ``p(x | y=k)`` itself at ``w = 0`` and the exact CFG
+    through the same sampler (DDIM with ``eta = 1``; ``steps=None``: DDPM) otherwise."""
+    K, rows = mixture.num_classes, []
+    for w in ws:
+        for k in range(K):
+            gens = [torch.Generator().manual_seed(seed + 1000 * i + 10 * k + int(4 * w)) for i in range(3)]
+            draw = lambda fn, g: diffusion.sample(fn, (n, 2), schedule, steps=steps, eta=1.0, generator=g)  # noqa: E731
+            learned = draw(guidance.model_cfg_eps_fn(model, k, w, K), gens[0])
+            if w == 0.0:
+                ref_a, ref_b = (mixture.sample(n, y=k, generator=g)[0] for g in gens[1:])
+            else:
+                exact = guidance.cfg(mixture.eps_fn(schedule, k), mixture.eps_fn(schedule), w)
+                ref_a, ref_b = (draw(exact, g) for g in gens[1:])
+            rows.append({"class": k, "w": w, "steps": steps, "n": n,
+                         "sw": round(metrics.sliced_wasserstein(learned, ref_a), 4),
+                         "floor": round(metrics.sliced_wasserstein(ref_a, ref_b), 4)})
+    return rows
+
+
+# --------------------------------------------------------------------------- MNIST, by the judge
+
+@torch.no_grad()
+def judge_verdicts(judge: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The digit ``[N]`` (long) that the judge classifier ``judge(images) -> logits [N, K]``
+    sees in each image: the argmax of its logits, in batches of ``batch_size``."""
+    if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] < 1:
+        raise ValueError("images must be a tensor [N, ...] holding at least one image")
+    return torch.cat([judge(chunk).argmax(1) for chunk in images.split(batch_size)])
+
+
+@torch.no_grad()
+def judged_accuracy(judge: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of ``images`` that the independent ``judge`` classifies as the digit they were asked to be."""
+    check_digits(images, labels, name="images")
+    return float((judge_verdicts(judge, images) == labels).double().mean())
+
+
+@torch.no_grad()
+def judge_features(judge: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The judge's penultimate features ``[N, feature_dim]`` of ``images [N, 1, 28, 28]``."""
+    check_digits(images, name="images")
+    return torch.cat([judge.features(chunk) for chunk in images.split(batch_size)])
+
+
+def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts ``[K + 1, K]`` (long): entry ``[k, j]`` is how many samples asked for label ``k``
+    the judge called ``j`` (``sklearn.metrics.confusion_matrix``). Row ``K`` holds the samples
+    drawn with the null label, so its counts, divided by their sum, are the class shares of
+    the unconditional samples."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(asked, torch.Tensor) or asked.ndim != 1:
+        raise ValueError(f"asked must be a 1-D long tensor of labels in 0..{num_classes}")
+    asked = guidance.check_labels(asked, asked.shape[0], num_classes, name="asked", allow_null=True)
+    judged = guidance.check_labels(judged, asked.shape[0], num_classes, name="judged")
+    counts = _sk_confusion(asked.cpu().numpy(), judged.cpu().numpy(), labels=list(range(num_classes + 1)))
+    return torch.from_numpy(counts[:, :num_classes]).long()
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """The share ``[K]`` (float64) of the samples asked for each label ``k`` that the judge
+    called ``k``: the diagonal of a :func:`confusion_matrix` over its row sums (NaN for a
+    label with no samples). The null-label row is not a class and is left out."""
+    if not isinstance(confusion, torch.Tensor) or confusion.ndim != 2 \
+            or confusion.shape[0] not in (confusion.shape[1], confusion.shape[1] + 1) or confusion.shape[1] < 1:
+        raise ValueError("confusion must be a [K + 1, K] (or [K, K]) matrix of counts")
+    K = confusion.shape[1]
+    counts = confusion[:K].double()
+    totals = counts.sum(1)
+    return torch.where(totals > 0, counts.diagonal() / totals.clamp(min=1), torch.full_like(totals, float("nan")))
+
+
+def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over digits of the mean pairwise pixel distance between samples of that digit
+    (:func:`course_lib.metrics.mean_pairwise_distance`); every digit needs two samples."""
+    check_digits(images, labels, name="images")
+    per_class = []
+    for k in labels.unique().tolist():
+        members = images[labels == k]
+        if members.shape[0] < 2:
+            raise ValueError(f"labels must give every digit at least 2 samples; digit {k} has 1")
+        per_class.append(metrics.mean_pairwise_distance(members))
+    return sum(per_class) / len(per_class)
+
+
+def feature_frechet(judge: torch.nn.Module, images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Frechet distance in the judge's feature space between ``images`` and ``reference``:
+    a ``[N, 1, 28, 28]`` set of real digits, or their precomputed features ``[M, feature_dim]``
+    (:func:`judge_features`; pass those to score many sample sets against one reference)."""
+    ref = reference if reference.ndim == 2 else judge_features(judge, reference)
+    return metrics.frechet_distance(judge_features(judge, images), ref)
+
+
+def judge_cfg_model(model: torch.nn.Module, judge: torch.nn.Module, schedule: diffusion.Schedule | None = None, *,
+                    ws: Sequence[float] = (0.0, 1.0, 3.0), per_class: int = 50, steps: int = 50,
+                    seed: int = 1000) -> dict[str, float]:
+    """Judged accuracy of CFG samples at each weight in ``ws``: ``per_class`` digits of every
+    class from the noise ``grid_noise(per_class, seed)`` (the same at every ``w``), DDIM
+    ``steps``. Returns ``{"0": acc, "1": acc, "3": acc}`` keyed by ``f"{w:g}"``."""
+    x_T, labels = grid_noise(per_class, seed=seed), grid_labels(per_class)
+    return {f"{w:g}": judged_accuracy(judge, cfg_grid(model, w, x_T, steps, schedule=schedule), labels) for w in ws}
