@@ -1,6 +1,6 @@
 """The benchmark: ``python -m course_lib.bench [--only SECTION ...] [--threads N]``.
 
-Sections: ``samplers``, ``toy``, ``mnist`` (the default run) and ``mnist-train``, which
+Sections: ``samplers``, ``toy``, ``since-2022``, ``mnist`` (the default run) and ``mnist-train``, which
 trains the MNIST U-Net from scratch by the lessons' quick recipe and grades it.
 
 Prints one table of measured speeds and qualities. Timings are medians over
@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from . import data, diffusion, evaluate, pretrained, recipes, tables, toy, widgets
+from . import data, diffusion, evaluate, guidance, langevin, pretrained, recipes, tables, toy, widgets
 from .conditional import cfg_grid, grid_noise
 from .timing import median_seconds
 from .unet import ConditionalUNet
@@ -83,6 +83,31 @@ def bench_toy() -> Iterator[Row]:
                                                  .std(0).mean())
         yield Row(section, f"SW learned vs exact CFG, class {row['class']}, w={row['w']:g}", row["sw"], "",
                   f"floor {row['floor']:.3f}, target < {limit:.3f} (DDIM 50, eta 1, n {row['n']})")
+
+
+def bench_since_2022() -> Iterator[Row]:
+    """Guidance since 2022 on the exact 2-D oracle: the cost of one eps call of CFG, the guidance
+    interval, autoguidance and composition (2000 points, one time step), and of sampling with a
+    Langevin corrector against the same DDIM sampler without it."""
+    mix, schedule = toy.anisotropic(), diffusion.make_schedule("linear", 1000)
+    section, n = "guidance since 2022 (exact oracle, 2-D)", 2000
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.full((n,), 500, dtype=torch.long)
+    cond, uncond, other = mix.eps_fn(schedule, 1), mix.eps_fn(schedule), mix.eps_fn(schedule, 2)
+    cfg = guidance.cfg(cond, uncond, 3.0)
+    fns = {"conditional eps alone": cond, "CFG, w = 3": cfg,
+           "guidance interval around CFG, w = 3": guidance.interval(cfg, cond, 200, 800),
+           "autoguidance, w = 3 (broadened bad model)": guidance.autoguidance(
+               cond, mix.broadened(0.5).eps_fn(schedule, 1), 3.0),
+           "composition of two classes": guidance.compose(uncond, [(cond, 2.0), (other, 2.0)])}
+    for what, fn in fns.items():
+        yield Row(section, f"one eps call, {n} points: {what}", median_seconds(lambda: fn(x, t), repeats=20), "s")
+    for corrector_steps in (0, 1):
+        seconds = median_seconds(lambda: langevin.sample_pc(cfg, (n, 2), schedule, steps=50,
+                                                            corrector_steps=corrector_steps,
+                                                            generator=torch.Generator().manual_seed(0)), repeats=3)
+        yield Row(section, f"DDIM 50 steps with CFG, {corrector_steps} Langevin corrector step(s) per level", seconds,
+                  "s", f"{n} points")
 
 
 def bench_mnist(threads: int | None = None) -> Iterator[Row]:
@@ -159,8 +184,9 @@ def bench_mnist_training(recipe: recipes.DigitsRecipe | None = None, threads: in
 
 
 SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers, "toy": bench_toy,
-                                                    "mnist": bench_mnist, "mnist-train": bench_mnist_training}
-DEFAULT_SECTIONS = ["samplers", "toy", "mnist"]  # mnist-train trains for minutes: ask for it with --only
+                                                    "since-2022": bench_since_2022, "mnist": bench_mnist,
+                                                    "mnist-train": bench_mnist_training}
+DEFAULT_SECTIONS = ["samplers", "toy", "since-2022", "mnist"]  # mnist-train trains for minutes: ask for it with --only
 
 
 def format_table(rows: list[Row]) -> str:
