@@ -1,4 +1,5 @@
-"""Graded exercises of lesson 01 (explicit conditioning)."""
+"""Graded exercises of lesson 01 (explicit conditioning), and the results its end-of-lesson
+exercises ask the student to find (``expected_*``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .. import guidance
+from .. import diffusion, guidance, toy
 from .core import Exercise, seed_from, tiny_cfg_model
 
 LESSON = "01_explicit_conditioning"
@@ -74,6 +75,44 @@ def _conditional_hidden(gen: torch.Generator) -> list[tuple]:
     return _conditional_cases(gen, 4, 30) + edges
 
 
+def _null_eps(eps_by_label: torch.Tensor, log_likelihoods: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``E[eps | x_t] = sum_k p(k | x_t) E[eps | x_t, k]`` with ``p(k | x_t)`` by Bayes' rule
+    (``softmax_k(log pi_k + log p_t(x_t | k))``): ``eps_by_label [K, B, D]``, ``log_likelihoods [B, K]``,
+    ``weights [K]`` -> ``[B, D]``."""
+    posterior = torch.softmax(weights.log()[None] + log_likelihoods, dim=1)       # [B, K]
+    return (posterior.T[..., None] * eps_by_label).sum(0)
+
+
+_SCHEDULE = diffusion.make_schedule("linear", T=1000)
+
+
+def _null_case(mixture: toy.GaussianMixture2D, x: torch.Tensor, t: int, dtype: torch.dtype = torch.float64) -> tuple:
+    """The exact per-label denoisers and noised log-likelihoods of ``mixture`` at ``(x, t)``."""
+    x, tt = x.double(), torch.full((x.shape[0],), t)
+    noised = mixture.noised(_SCHEDULE.alpha_bars[t].item())
+    eps = torch.stack([mixture.eps_fn(_SCHEDULE, y=k)(x, tt) for k in range(mixture.num_classes)])
+    log_lik = torch.stack([noised.log_prob(x, y=k) for k in range(mixture.num_classes)], dim=1)
+    return eps.to(dtype), log_lik.to(dtype), mixture.weights.to(dtype)
+
+
+def _null_public(gen: torch.Generator) -> list[tuple]:
+    mixture = toy.anisotropic()
+    cases = [_null_case(mixture, mixture.noised(_SCHEDULE.alpha_bars[t].item()).sample(64, generator=gen)[0], t)
+             for t in (50, 300, 700)]
+    return cases + [_null_case(mixture, 40 * torch.randn(16, 2, generator=gen), 50)]   # far from the data
+
+
+def _null_hidden(gen: torch.Generator) -> list[tuple]:
+    ring = toy.ring(k=6)                                          # another mixture: six classes, equal weights
+    unequal = toy.unequal_weights()                               # and one with weights 0.6, 0.3, 0.1
+    t = int(torch.randint(1, 999, (1,), generator=gen))
+    near = lambda m, t, n: m.noised(_SCHEDULE.alpha_bars[t].item()).sample(n, generator=gen)[0]  # noqa: E731
+    return [_null_case(ring, near(ring, 0, 32), 0), _null_case(ring, near(ring, 999, 32), 999),   # t = 0, T - 1
+            _null_case(unequal, near(unequal, t, 1), t),                                          # batch of one
+            _null_case(unequal, near(unequal, t, 32), t, torch.float32),                          # float32
+            _null_case(toy.anisotropic(), 20 * torch.randn(8, 2, generator=gen), 0)]             # far, t = 0
+
+
 EXERCISES = [
     Exercise(name="drop_labels", lesson=LESSON, points=1, public_cases=_drop_public, hidden_cases=_drop_hidden,
              reference=None, compare=_compare_drop_labels, call=_call_drop_labels, tolerance=1.0,
@@ -83,4 +122,76 @@ EXERCISES = [
              public_cases=lambda gen: _conditional_cases(gen, 3, 40), hidden_cases=_conditional_hidden,
              reference=_conditional_reference, call=_call_conditional, tolerance=1e-5,
              hint="the model takes one label per point of the batch; reread the model interface section"),
+    Exercise(name="null_eps", lesson=LESSON, points=1, public_cases=_null_public, hidden_cases=_null_hidden,
+             reference=_null_eps, tolerance=1e-5,
+             hint="the null label's minimiser averages the per-label ones; with which weights, once x_t is seen? "
+                  "Work with log-probabilities until the last step: far from the data the likelihoods underflow"),
 ]
+
+
+# --------------------------------------------------------------------------- end-of-lesson exercises
+
+def _brief_twin(x: torch.Tensor, y: torch.Tensor, p_uncond: float | None = None) -> dict:
+    """Lesson 01, section 5: the shipped toy recipe shortened to 2,000 steps of 256, trained on
+    ``(x, y)`` from the same initial weights and random numbers; returns ``evaluate.fit_by_class``
+    of its samples (DDIM, 100 steps, eta = 0, seed 100) for every label and the null label."""
+    from .. import conditional, evaluate, models, pretrained, recipes, training
+
+    shipped = pretrained.load("toy_cfg")
+    config, schedule, K = recipes.ToyCFGConfig(**shipped.meta["config"]), shipped.schedule, shipped.num_classes
+    net = training.seeded_init(0, lambda: models.ConditionalMLP(K, schedule.T, config.width, config.depth))
+    training.train_diffusion(net, x, y, schedule, steps=2000, batch_size=256, lr=config.lr,
+                             p_uncond=config.p_uncond if p_uncond is None else p_uncond, ema_decay=config.ema_decay,
+                             paired_dropout=config.paired_dropout, generator=torch.Generator().manual_seed(0),
+                             progress=False)
+    samples = conditional.sample_by_label(net, range(K + 1), 2000, schedule, steps=100, eta=0.0, seed=100)
+    return evaluate.fit_by_class(samples, toy.anisotropic(), seed=200)
+
+
+def _section5_data() -> tuple[torch.Tensor, torch.Tensor]:
+    return toy.anisotropic().sample(20_000, generator=torch.Generator().manual_seed(3))
+
+
+def expected_rare_sweep(fractions: tuple[float, ...] = (0.2, 0.06, 0.02, 0.006),
+                        label: int = 1) -> dict[float, tuple[int, float, float]]:
+    """Lesson 01, exercise 1: ``{fraction: (examples kept, SW of class label, SW of the null label)}``,
+    and ``1.0`` for the balanced twin."""
+    from .. import data
+
+    x, y = _section5_data()
+    out = {}
+    for fraction in (1.0, *fractions):
+        if fraction == 1.0:
+            xr, yr = x, y
+        else:
+            xr, yr = data.subsample_class(x, y, label, fraction, generator=torch.Generator().manual_seed(4))
+        fits = _brief_twin(xr, yr)
+        out[fraction] = (int((yr == label).sum()), fits[label].sw, fits[len(fits) - 1].sw)
+    return out
+
+
+def expected_self_consistency(ts: tuple[int, ...] = tuple(range(0, 1000, 50)), n: int = 2000) -> dict[int, float]:
+    """Lesson 01, exercise 2: ``{t: relative error}`` of the shipped network's null prediction against
+    the posterior-weighted sum of its own conditional predictions (exact likelihoods), at ``n`` points
+    of the noised mixture (seed ``60 + t``)."""
+    from .. import metrics, pretrained
+
+    shipped, mixture = pretrained.load("toy_cfg"), toy.anisotropic()
+    model, schedule, K = shipped.model, shipped.schedule, shipped.num_classes
+    out = {}
+    for t in ts:
+        noised = mixture.noised(schedule.alpha_bars[t].item())
+        x, tt = noised.sample(n, generator=torch.Generator().manual_seed(60 + t))[0], torch.full((n,), t)
+        with torch.no_grad():
+            per_label = torch.stack([guidance.model_eps_fn(model, k, K)(x, tt) for k in range(K)]).double()
+            own_null = guidance.model_eps_fn(model, K, K)(x, tt).double()
+        log_lik = torch.stack([noised.log_prob(x, y=k) for k in range(K)], dim=1)
+        out[t] = metrics.relative_error(own_null, _null_eps(per_label, log_lik, mixture.weights))
+    return out
+
+
+def expected_dropout(p_unconds: tuple[float, ...] = (0.0, 0.2, 0.5)) -> dict[float, dict[int, tuple[float, float]]]:
+    """Lesson 01, exercise 3: ``{p_uncond: {label: (SW, floor)}}`` of balanced twins trained with each
+    ``p_uncond`` (label ``K``: the null label against ``p(x)``)."""
+    x, y = _section5_data()
+    return {p: {k: (f.sw, f.floor) for k, f in _brief_twin(x, y, p).items()} for p in p_unconds}
