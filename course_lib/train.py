@@ -58,9 +58,14 @@ def recipe(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParse
     return register
 
 
+def _say(args: argparse.Namespace) -> Callable[..., None]:
+    """``print``, or nothing with ``--quiet``."""
+    return (lambda *a: None) if args.quiet else print
+
+
 @recipe("toy", "the 2-D models toy_cfg and toy_classifier, on toy.anisotropic() (about a minute)")
 def _toy(args: argparse.Namespace, command: str) -> list[Path]:
-    say = (lambda *a: None) if args.quiet else print
+    say = _say(args)
     paths = []
     for name in ("toy_cfg", "toy_classifier"):
         model, meta, _ = recipes.train_toy(name, seed=args.seed, command=command, progress=not args.quiet)
@@ -89,8 +94,7 @@ def _device_argument(parser: argparse.ArgumentParser) -> None:
 @recipe("mnist", "the MNIST models mnist_cfg, mnist_classifier and the judge mnist_judge "
                  "(about 30 minutes on one CPU thread; on a GPU when there is one)", _device_argument)
 def _mnist(args: argparse.Namespace, command: str) -> list[Path]:
-    say = (lambda *a: None) if args.quiet else print
-    device = pick_device(args.device)
+    device, say = pick_device(args.device), _say(args)
     say(f"training on {device}")
     paths = recipes.train_all(recipes.DigitsRecipe(seed=args.seed), root=args.out, command=command,
                               progress=not args.quiet, say=say, device=device)
@@ -102,8 +106,7 @@ def _mnist(args: argparse.Namespace, command: str) -> list[Path]:
 @recipe("mnist-weak", "mnist_cfg_weak: a small, briefly trained mnist_cfg, the weak guide of autoguidance "
                       "(needs the shipped mnist_judge to grade it)", _device_argument)
 def _mnist_weak(args: argparse.Namespace, command: str) -> list[Path]:
-    say = (lambda *a: None) if args.quiet else print
-    device = pick_device(args.device)
+    device, say = pick_device(args.device), _say(args)
     say(f"training on {device}")
     path = recipes.train_weak(recipes.DigitsRecipe.weak(seed=args.seed), root=args.out, command=command,
                               progress=not args.quiet, say=say, device=device)

@@ -73,6 +73,15 @@ def cosine_lr(optimizer: torch.optim.Optimizer, steps: int, *, decay: bool = Tru
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _step(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+          loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``, then one learning-rate step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+
+
 def _batch(x0: torch.Tensor, y: torch.Tensor | None, batch_size: int, T: int, generator: torch.Generator,
            device: torch.device):
     """A random minibatch ``(x0, y, t, noise)``; randomness from ``generator`` on the CPU."""
@@ -136,10 +145,7 @@ def train_diffusion(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | 
             drop = torch.rand(batch_size, generator=generator).to(device) < p_uncond
             yb = torch.full_like(t, null) if yb is None else torch.where(drop, torch.full_like(yb, null), yb)
         loss = F.mse_loss(model(q_sample(xb, t, noise, schedule), t, yb), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _step(optimizer, scheduler, loss)
         if ema is not None:
             weight = 1 - min(ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():  # ema += (1 - decay) * (model - ema)
@@ -180,10 +186,7 @@ def train_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, 
             t = torch.zeros_like(t)
         logits = model(xb, t)
         loss = F.cross_entropy(logits, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _step(optimizer, scheduler, loss)
         history.losses.append(loss.item())
         history.accuracies.append((logits.argmax(1) == yb).float().mean().item())
         if step % 50 == 0 or step == steps - 1:
@@ -231,10 +234,7 @@ def train_image_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Te
         xb, yb = random_shift(x0[idx], max_shift, generator).to(device), y[idx].to(device)
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _step(optimizer, scheduler, loss)
         history.losses.append(loss.item())
         history.accuracies.append((logits.argmax(1) == yb).float().mean().item())
     model.eval()

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from course_lib import conditional, diffusion, guidance, toy
-from course_lib.unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 S = diffusion.make_schedule("linear", 1000)
 
@@ -18,16 +17,6 @@ def mixture():
 @pytest.fixture(scope="module")
 def schedule():
     return S
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """Small random networks: fast, and their outputs depend on x, t and y."""
-    torch.manual_seed(0)
-    model = ConditionalUNet(base_channels=8, emb_dim=8).eval()
-    classifier = NoisyImageClassifier(base_channels=8, emb_dim=8).eval()
-    judge = ImageClassifier(feature_dim=16).eval()
-    return model, classifier, judge
 
 
 def test_grid_labels_and_noise():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_lib import conditional, diffusion, evaluate, guidance, metrics, pretrained, toy
-from course_lib.unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
+from course_lib.unet import ImageClassifier
 
 S = diffusion.make_schedule("linear", 1000)
 MIX = toy.anisotropic()
@@ -23,16 +23,6 @@ def mixture():
 @pytest.fixture(scope="module")
 def schedule():
     return S
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """Small random networks: fast, and their outputs depend on x, t and y."""
-    torch.manual_seed(0)
-    model = ConditionalUNet(base_channels=8, emb_dim=8).eval()
-    classifier = NoisyImageClassifier(base_channels=8, emb_dim=8).eval()
-    judge = ImageClassifier(feature_dim=16).eval()
-    return model, classifier, judge
 
 
 def test_score_2d_on_exact_class_samples():

@@ -4,7 +4,7 @@ three MNIST files, load_or_train returns the shipped network or one trained here
 import pytest
 import torch
 
-from course_lib import data, evaluate, pretrained, recipes
+from course_lib import data, pretrained, recipes
 from course_lib.unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 

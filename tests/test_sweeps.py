@@ -6,19 +6,8 @@ import pytest
 import torch
 
 from course_lib import conditional, diffusion, evaluate, sweeps, tables, toy
-from course_lib.unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 S = diffusion.make_schedule("linear", 1000)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    """Small random networks: fast, and their outputs depend on x, t and y."""
-    torch.manual_seed(0)
-    model = ConditionalUNet(base_channels=8, emb_dim=8).eval()
-    classifier = NoisyImageClassifier(base_channels=8, emb_dim=8).eval()
-    judge = ImageClassifier(feature_dim=16).eval()
-    return model, classifier, judge
 
 
 def test_sweep_rows_hold_both_conventions(tiny):
