@@ -1,17 +1,13 @@
 """Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions (STYLE.md section 6).
 
-:class:`Explorer` is what every slider shares. It keeps a cache of frames keyed by
-``(value, seed)``: the render's data and the PNG drawn from it. A background precompute
-(a one-worker :class:`concurrent.futures.ThreadPoolExecutor`, nearest value to the slider
-first, drawing on a figure of its own) fills the cache for every slider value, so a move
-only swaps precomputed PNG bytes into an ``ipywidgets.Image``; a move to a value not yet
-computed renders it on the spot (or waits for the worker if it is rendering that very
-value), so the picture always matches the readout. The shown figure's artists are updated
-in place (``set_offsets``, ``set_data``) and redrawn over a cached background (blitting).
-
-Subclasses only draw: :class:`ScatterExplorer` (2-D samples, one panel per key of the
-render's output) and :class:`DigitGridExplorer` (a grid of guided digits). Each draws a
-useful static figure at its starting value, so a headless run shows something. Every
+:class:`Explorer` is what every slider shares: frames (the render's data and its PNG) cached
+by ``(value, seed)``; a background precompute of every slider value (a one-worker
+``concurrent.futures.ThreadPoolExecutor`` drawing on a twin figure, nearest the slider first),
+so that a move only swaps precomputed PNG bytes into an ``ipywidgets.Image``; and a move to a
+value not yet computed renders it on the spot, so the picture always matches the readout.
+Subclasses only draw, moving artists in place over a cached background (blitting):
+:class:`ScatterExplorer` (2-D samples) and :class:`DigitGridExplorer` (guided digits). Each
+shows a static figure at its starting value, so a headless run shows something, and every
 readout shows both conventions of DESIGN.md section 2: ``w`` and ``gamma = 1 + w``.
 """
 
@@ -67,6 +63,12 @@ def _key(value: float, seed: int) -> tuple[float, int]:
     return round(float(value), 6), int(seed)
 
 
+def _check_seed(seed: int) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
 class Frame(NamedTuple):
     """One cached slider position: the render's data and, once drawn, its PNG."""
     data: Any
@@ -95,218 +97,6 @@ class _Canvas:
             self.fig.draw_artist(artist)
         self.fig.canvas.blit(self.fig.bbox)
         return figure_png(self.fig)
-
-
-class Explorer:
-    """A figure under one slider over ``values``: a thin shell over ``render(value, seed)``.
-
-    Args:
-        render: ``render(value, seed) -> data``, a pure function.
-        values: the slider's values (increasing, finite); ``value`` may be any number between.
-        value: the starting value, drawn at construction.
-        symbol: ``"w"`` or ``"gamma"`` (the readout shows both conventions), or any other name
-            of the knob when ``readout`` is given.
-        seed: the noise seed handed to ``render``.
-        precompute: render and draw every value of the slider in the background.
-        readout: ``readout(value) -> str`` for a knob that is not a guidance weight (default:
-            :func:`weight_readout`).
-
-    Subclasses build the figure (:meth:`_figure`) and move its artists (:meth:`_show`).
-    """
-
-    def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str, seed: int = 0,
-                 precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
-        values = [float(v) for v in values]
-        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
-            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
-        if readout is None:
-            weight_readout(symbol, 0.0)  # checks the symbol
-        self.render, self.values, self.symbol = render, values, symbol
-        self.readout = (lambda v: weight_readout(symbol, v)) if readout is None else readout
-        self.seed = self._check_seed(seed)
-        self.value = self._check_value(value)
-        self.cache: dict[tuple[float, int], Frame] = {}
-        self._lock = threading.Lock()
-        self._in_flight: dict[tuple[float, int], threading.Event] = {}
-        self._generation = 0
-        self._executor: ThreadPoolExecutor | None = None
-        self._future: Future | None = None
-        data = self.data(self.value)
-        self._shown = self._canvas(data)
-        self.fig = self._shown.fig
-        self.png = self._remember(self.value, self.seed, self._shown.png())
-        self._worker_canvas = self._canvas(data) if precompute else None  # built here: figures are made on one thread
-        if precompute:
-            self.start_precompute()
-
-    # ------------------------------------------------------------------ what subclasses draw
-    def _figure(self, data: Any) -> tuple[Figure, dict[str, Artist]]:
-        """A new figure showing ``data`` at ``self.value`` and its moving artists, by name."""
-        raise NotImplementedError
-
-    def _show(self, moving: dict[str, Artist], data: Any, value: float) -> None:
-        """Set the moving artists in place to show ``data`` at ``value``."""
-        raise NotImplementedError
-
-    def _slider(self):
-        """The ipywidgets slider over ``values``."""
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ checks
-    def _check_value(self, value: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not self.values[0] <= value <= self.values[-1]:
-            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
-                             f"got {value!r}")
-        return float(value)
-
-    @staticmethod
-    def _check_seed(seed: int) -> int:
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        return seed
-
-    # ------------------------------------------------------------------ frames
-    def _canvas(self, data: Any) -> _Canvas:
-        fig, moving = self._figure(data)
-        return _Canvas(fig, moving)
-
-    def _remember(self, value: float, seed: int, png: bytes) -> bytes:
-        key = _key(value, seed)
-        with self._lock:
-            self.cache[key] = Frame(self.cache[key].data, png)
-        return png
-
-    def data(self, value: float, seed: int | None = None) -> Any:
-        """``render(value, seed)``, from the cache when it is there (thread-safe: a render in
-        progress elsewhere is waited for, never repeated)."""
-        key = _key(value, self.seed if seed is None else seed)
-        with self._lock:
-            if key in self.cache:
-                return self.cache[key].data
-            event = self._in_flight.get(key)
-            mine = event is None
-            if mine:  # nobody is rendering it: we do
-                event = self._in_flight[key] = threading.Event()
-        if not mine:
-            event.wait()
-            return self.data(*key)  # from the cache, or (the other render failed) ours
-        try:
-            data = self.render(key[0], key[1])
-            with self._lock:
-                self.cache.setdefault(key, Frame(data))
-            return data
-        finally:
-            with self._lock:
-                self._in_flight.pop(key, None)
-            event.set()
-
-    def update(self, value: float, seed: int | None = None) -> float:
-        """Show ``value`` (and ``seed``): the cached PNG if there is one, else render and draw it now.
-        The shown figure's artists are moved in place either way. Returns the seconds taken."""
-        start = time.perf_counter()
-        value = self._check_value(value)
-        if seed is not None and self._check_seed(seed) != self.seed:
-            self.seed = seed
-            if self._executor is not None:
-                self.start_precompute()
-        data = self.data(value)
-        self._show(self._shown.moving, data, value)
-        png = self.cache[_key(value, self.seed)].png
-        self.png = self._remember(value, self.seed, self._shown.png()) if png is None else png
-        self.value = value
-        return time.perf_counter() - start
-
-    # ------------------------------------------------------------------ background precompute
-    def start_precompute(self) -> Future:
-        """Render and draw every slider value for the current seed in the background, one value
-        per job, each job choosing the missing value nearest the slider and queueing the next.
-        A later call (or a new seed) supersedes it. At interpreter exit concurrent.futures joins
-        its worker and refuses new jobs, so exit waits for at most the render in progress (a
-        daemon thread killed inside a torch kernel would abort the process)."""
-        if self._worker_canvas is None:
-            self._worker_canvas = self._canvas(self.data(self.value))
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-precompute")
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
-        self._future = self._executor.submit(self._precompute_next, generation)
-        return self._future
-
-    def _missing(self) -> float | None:
-        """The slider value nearest the current one whose frame is not drawn yet."""
-        seed, here = self.seed, self.value
-        with self._lock:
-            todo = [v for v in self.values if (self.cache.get(_key(v, seed)) or Frame(None)).png is None]
-        return min(todo, key=lambda v: (abs(v - here), v)) if todo else None
-
-    def _precompute_next(self, generation: int) -> None:
-        if generation != self._generation:
-            return
-        value, seed = self._missing(), self.seed
-        if value is None:
-            return
-        data = self.data(value, seed)
-        self._show(self._worker_canvas.moving, data, value)
-        self._remember(value, seed, self._worker_canvas.png())
-        try:
-            self._future = self._executor.submit(self._precompute_next, generation)
-        except RuntimeError:  # the interpreter is shutting down
-            pass
-
-    def done(self) -> bool:
-        """Every slider value is drawn for the current seed."""
-        return self._missing() is None
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background precompute (re-raising its error); True once every value is drawn."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done() and self._future is not None:
-            future = self._future
-            try:
-                future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if future is self._future:  # the chain ended (stopped or superseded)
-                break
-        return self.done()
-
-    def stop(self) -> None:
-        """Stop precomputing after the value in progress."""
-        with self._lock:
-            self._generation += 1
-
-    # ------------------------------------------------------------------ widget
-    def widget(self):
-        """The slider, a readout in both conventions and the figure as an image, wired together
-        (needs ipywidgets). The box also carries the figure as ``image/png`` in its display data,
-        so where no widget manager runs (a headless execution, a static viewer) the figure shows."""
-        import base64
-
-        import ipywidgets as W
-
-        slider = self._slider()
-        readout = W.Label(self.readout(self.value))
-        image = W.Image(value=self.png, format="png")
-
-        def on_change(change) -> None:
-            self.update(change["new"])
-            image.value = self.png
-            readout.value = self.readout(change["new"])
-
-        slider.observe(on_change, names="value")
-
-        class ExplorerBox(W.VBox):
-            def _repr_mimebundle_(self, **kwargs):
-                data = super()._repr_mimebundle_(**kwargs)
-                data["image/png"] = base64.b64encode(image.value).decode("ascii")
-                return data
-
-        return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
-
-    def _label(self) -> str:
-        return {"w": "w", "gamma": "γ"}.get(self.symbol, self.symbol)
 
 
 def _noise(n: int, seed: int) -> torch.Tensor:
@@ -352,6 +142,204 @@ def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.M
                 "exact": diffusion.sample(exact_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T)}
 
     return render
+
+
+def cfg_render(model: torch.nn.Module, *, m: int = 4, steps: int = 20,
+               schedule: diffusion.Schedule | None = None) -> RenderFn:
+    """``render(w, seed) -> images [10 * m, 1, 28, 28]``: :func:`cfg_grid` from the noise
+    :func:`grid_noise` ``(m, seed)``, so every ``w`` starts from the same noise."""
+    conditional.grid_labels(m)
+    schedule = conditional.model_schedule(model, schedule)
+
+    def render(w: float, seed: int = 0) -> torch.Tensor:
+        return conditional.cfg_grid(model, w, conditional.grid_noise(m, seed), steps, schedule=schedule)
+
+    return render
+
+
+def classifier_render(model: torch.nn.Module, classifier: torch.nn.Module, *, m: int = 4, steps: int = 20,
+                      schedule: diffusion.Schedule | None = None) -> RenderFn:
+    """``render(gamma, seed) -> images [10 * m, 1, 28, 28]``: :func:`classifier_grid` from
+    :func:`grid_noise` ``(m, seed)``."""
+    conditional.grid_labels(m)
+    schedule = conditional.model_schedule(model, schedule)
+
+    def render(gamma: float, seed: int = 0) -> torch.Tensor:
+        return conditional.classifier_grid(model, classifier, gamma, conditional.grid_noise(m, seed), steps,
+                                           schedule=schedule)
+
+    return render
+
+
+class Explorer:
+    """A figure under one slider over ``values``: a thin shell over ``render(value, seed)``.
+
+    Args:
+        render: ``render(value, seed) -> data``, a pure function.
+        values: the slider's values (increasing, finite); ``value`` may be any number between.
+        value: the starting value, drawn at construction.
+        symbol: ``"w"`` or ``"gamma"`` (the readout shows both conventions), or any name of
+            the knob when ``readout`` is given.
+        seed: the noise seed handed to ``render``.
+        precompute: render and draw every slider value in the background.
+        readout: ``readout(value) -> str`` for a knob that is not a guidance weight.
+
+    Subclasses draw: ``_figure(data)`` builds a figure of ``data`` at ``self.value`` and names
+    its moving artists, ``_show(moving, data, value)`` moves them in place, ``_slider()``.
+    """
+
+    def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str, seed: int = 0,
+                 precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
+        values = [float(v) for v in values]
+        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
+            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
+        if readout is None:
+            weight_readout(symbol, 0.0)  # checks the symbol
+        self.render, self.values, self.symbol = render, values, symbol
+        self.readout = (lambda v: weight_readout(symbol, v)) if readout is None else readout
+        self.seed, self.value = _check_seed(seed), self._check_value(value)
+        self.cache: dict[tuple[float, int], Frame] = {}
+        self._lock = threading.Lock()
+        self._rendering: dict[tuple[float, int], threading.Event] = {}
+        self._generation, self._executor, self._future, self._twin = 0, None, None, None
+        self._shown = _Canvas(*self._figure(self.data(self.value)))
+        self.fig = self._shown.fig
+        self.png = self._keep(self.value, self.seed, self._shown.png())
+        if precompute:
+            self.start_precompute()
+
+    def _check_value(self, value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not self.values[0] <= value <= self.values[-1]:
+            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
+                             f"got {value!r}")
+        return float(value)
+
+    def data(self, value: float, seed: int | None = None) -> Any:
+        """``render(value, seed)``, from the cache when it is there; thread-safe: a render in
+        progress on the other thread is waited for, never repeated."""
+        key = _key(value, self.seed if seed is None else seed)
+        with self._lock:
+            frame, event = self.cache.get(key), self._rendering.get(key)
+            mine = frame is None and event is None
+            if mine:
+                event = self._rendering[key] = threading.Event()
+        if frame is not None:
+            return frame.data
+        if not mine:
+            event.wait()
+            return self.data(*key)  # from the cache, or (the other render failed) ours
+        try:
+            data = self.render(*key)
+            with self._lock:
+                self.cache.setdefault(key, Frame(data))
+            return data
+        finally:
+            with self._lock:
+                del self._rendering[key]
+            event.set()
+
+    def _keep(self, value: float, seed: int, png: bytes) -> bytes:
+        key = _key(value, seed)
+        with self._lock:
+            self.cache[key] = Frame(self.cache[key].data, png)
+        return png
+
+    def update(self, value: float, seed: int | None = None) -> float:
+        """Show ``value`` (and ``seed``): the cached PNG if there is one, else render and draw it now;
+        the shown figure's artists move in place either way. Returns the seconds taken."""
+        start = time.perf_counter()
+        value = self._check_value(value)
+        if seed is not None and _check_seed(seed) != self.seed:
+            self.seed = seed
+            if self._executor is not None:
+                self.start_precompute()
+        data = self.data(value)
+        self._show(self._shown.moving, data, value)
+        png = self.cache[_key(value, self.seed)].png
+        self.png = self._keep(value, self.seed, self._shown.png()) if png is None else png
+        self.value = value
+        return time.perf_counter() - start
+
+    def start_precompute(self) -> Future:
+        """Render and draw every slider value for the current seed in the background, on a twin
+        figure, one value per job: each job takes the missing value nearest the slider and queues
+        the next. A later call (or a new seed) supersedes it. At interpreter exit concurrent.futures
+        joins its worker and refuses new jobs, so exit waits for the render in progress only (a
+        daemon thread killed inside a torch kernel would abort the process with exit code 134)."""
+        if self._twin is None:  # built here: every figure is made on the caller's thread
+            self._twin = _Canvas(*self._figure(self.data(self.value)))
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-precompute")
+        with self._lock:
+            self._generation += 1
+        self._future = self._executor.submit(self._precompute_next, self._generation)
+        return self._future
+
+    def _missing(self) -> float | None:
+        """The slider value nearest the current one that has no PNG yet for the current seed."""
+        seed, here = self.seed, self.value
+        with self._lock:
+            todo = [v for v in self.values if getattr(self.cache.get(_key(v, seed)), "png", None) is None]
+        return min(todo, key=lambda v: (abs(v - here), v)) if todo else None
+
+    def _precompute_next(self, generation: int) -> None:
+        value, seed = self._missing(), self.seed
+        if generation != self._generation or value is None:
+            return
+        data = self.data(value, seed)
+        self._show(self._twin.moving, data, value)
+        self._keep(value, seed, self._twin.png())
+        try:
+            self._future = self._executor.submit(self._precompute_next, generation)
+        except RuntimeError:  # the interpreter is shutting down
+            pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background precompute (re-raising its error); True once every value is drawn."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._missing() is not None and (future := self._future) is not None:
+            try:
+                future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if future is self._future:  # the chain ended: stopped or superseded
+                break
+        return self._missing() is None
+
+    def stop(self) -> None:
+        """Stop precomputing after the value in progress."""
+        with self._lock:
+            self._generation += 1
+
+    def widget(self):
+        """The slider, its readout and the figure as an image, wired together (needs ipywidgets).
+        The box also carries the figure as ``image/png`` in its display data, so where no widget
+        manager runs (a headless execution, a static viewer) the figure still shows."""
+        import base64
+
+        import ipywidgets as W
+
+        slider, readout = self._slider(), W.Label(self.readout(self.value))
+        image = W.Image(value=self.png, format="png")
+
+        def on_change(change) -> None:
+            self.update(change["new"])
+            image.value = self.png
+            readout.value = self.readout(change["new"])
+
+        slider.observe(on_change, names="value")
+
+        class ExplorerBox(W.VBox):
+            def _repr_mimebundle_(self, **kwargs):
+                data = super()._repr_mimebundle_(**kwargs)
+                data["image/png"] = base64.b64encode(image.value).decode("ascii")
+                return data
+
+        return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
+
+    def _label(self) -> str:
+        return {"w": "w", "gamma": "γ"}.get(self.symbol, self.symbol)
+
 
 class ScatterExplorer(Explorer):
     """Side-by-side scatter panels (one per key of ``render``'s output) under one slider.
@@ -415,32 +403,6 @@ class ScatterExplorer(Explorer):
                              continuous_update=True, readout_format=".2f", layout=W.Layout(width="60%"))
 
 
-def cfg_render(model: torch.nn.Module, *, m: int = 4, steps: int = 20,
-               schedule: diffusion.Schedule | None = None) -> RenderFn:
-    """``render(w, seed) -> images [10 * m, 1, 28, 28]``: :func:`cfg_grid` from the noise
-    :func:`grid_noise` ``(m, seed)``, so every ``w`` starts from the same noise."""
-    conditional.grid_labels(m)
-    schedule = conditional.model_schedule(model, schedule)
-
-    def render(w: float, seed: int = 0) -> torch.Tensor:
-        return conditional.cfg_grid(model, w, conditional.grid_noise(m, seed), steps, schedule=schedule)
-
-    return render
-
-
-def classifier_render(model: torch.nn.Module, classifier: torch.nn.Module, *, m: int = 4, steps: int = 20,
-                      schedule: diffusion.Schedule | None = None) -> RenderFn:
-    """``render(gamma, seed) -> images [10 * m, 1, 28, 28]``: :func:`classifier_grid` from
-    :func:`grid_noise` ``(m, seed)``."""
-    conditional.grid_labels(m)
-    schedule = conditional.model_schedule(model, schedule)
-
-    def render(gamma: float, seed: int = 0) -> torch.Tensor:
-        return conditional.classifier_grid(model, classifier, gamma, conditional.grid_noise(m, seed), steps, schedule=schedule)
-
-    return render
-
-
 class DigitGridExplorer(Explorer):
     """A grid of guided digits under one slider over ``values``.
 
@@ -461,10 +423,6 @@ class DigitGridExplorer(Explorer):
         super().__init__(render, values, value, symbol=symbol, seed=seed, precompute=precompute, readout=readout)
         self.ax = self.fig.axes[0]
         self.image, self.title = self._shown.moving["image"], self._shown.moving["title"]
-
-    def grid(self, value: float, seed: int | None = None) -> torch.Tensor:
-        """The digits at ``value`` (and ``seed``), from the cache when they are there."""
-        return self.data(value, seed)
 
     def _figure(self, data: torch.Tensor) -> tuple[Figure, dict[str, Artist]]:
         canvas = plots.tile_images(data, self.nrow)

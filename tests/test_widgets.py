@@ -93,7 +93,7 @@ def test_precomputed_frames_equal_frames_drawn_on_the_spot():
     render = widgets.cfg_render_2d(ORACLE, MIX, S, y=0, n=50, steps=2)
     kwargs = dict(symbol="w", value_range=(-1.0, 1.0, 0.5), value=0.0, titles={}, extent=(-5, 5, -4, 4))
     background = widgets.ScatterExplorer(render, **kwargs)
-    assert background.wait(timeout=60) and background.done()
+    assert background.wait(timeout=60)
     spot = widgets.ScatterExplorer(render, **kwargs, precompute=False)
     for v in [1.0, -1.0, 0.5]:
         assert background.cache[(v, 0)].png is not None  # drawn by the background worker
