@@ -70,12 +70,13 @@ def bench_toy() -> Iterator[Row]:
     mix, schedule = cfg.meta["mixture"], cfg.schedule
     values = [-1.0 + 0.35 * i for i in range(20)]
     explorer = widgets.ScatterExplorer(widgets.cfg_render_2d(cfg.model, mix, schedule, y=2, n=1000),
-                                       symbol="w", value_range=(-1.0, 8.0, 0.05), value=0.0, titles={})
+                                       symbol="w", value_range=(-1.0, 8.0, 0.05), value=0.0, titles={},
+                                       precompute=False)
     yield from latency_rows(section, "CFG slider, 1000 learned + 1000 exact points, 10 DDIM steps",
                             explorer.update, values)
     explorer = widgets.ScatterExplorer(
         widgets.classifier_guidance_render_2d(cfg.model, clf.model, mix, schedule, y=2, n=1000),
-        symbol="gamma", value_range=(0.0, 10.0, 0.05), value=1.0, titles={})
+        symbol="gamma", value_range=(0.0, 10.0, 0.05), value=1.0, titles={}, precompute=False)
     yield from latency_rows(section, "gamma slider, 1000 learned + 1000 exact points, 10 DDIM steps",
                             explorer.update, [v + 1.0 for v in values])
     for row in evaluate.toy_cfg_report(cfg.model, mix, schedule):

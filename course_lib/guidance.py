@@ -9,7 +9,9 @@ One convention everywhere (DESIGN.md section 2):
 - classifier-free guidance, weight ``w >= -1``:
   ``eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null)`` (Ho & Salimans 2021, eq. 6),
   which is classifier guidance with the implicit classifier and ``gamma = 1 + w``.
-  diffusers calls ``1 + w`` the guidance scale.
+  diffusers calls ``1 + w`` the guidance scale, but its pipelines run CFG only when
+  ``guidance_scale > 1``: at or below 1 they use the conditional prediction alone, so no
+  diffusers setting gives ``w < 0``, and every ``guidance_scale <= 1`` gives ``w = 0``.
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ def gamma_to_w(gamma: float) -> float:
 
 
 def w_to_guidance_scale(w: float) -> float:
-    """CFG weight ``w`` to diffusers' ``guidance_scale = 1 + w``."""
+    """CFG weight ``w`` to diffusers' ``guidance_scale = 1 + w`` (the formula; a diffusers pipeline
+    applies it only for ``w > 0``: at ``guidance_scale <= 1`` it samples the conditional alone)."""
     return 1.0 + _check_weight(w, "w", -1.0)
 
 
 def guidance_scale_to_w(guidance_scale: float) -> float:
-    """diffusers' ``guidance_scale`` to the CFG weight ``w = guidance_scale - 1``."""
+    """diffusers' ``guidance_scale`` to the CFG weight ``w = guidance_scale - 1`` (the formula; a diffusers
+    pipeline given ``guidance_scale <= 1`` samples the conditional alone, i.e. ``w = 0``)."""
     return _check_weight(guidance_scale, "guidance_scale", 0.0) - 1.0
 
 

@@ -38,16 +38,27 @@ def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to features ``a [n, d]`` and ``b [m, d]``:
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Heusel et al. 2017, FID)."""
-    _check_samples(a, b)
-    a, b = a.double().cpu(), b.double().cpu()
-    mu_a, mu_b, cov_a, cov_b = a.mean(0), b.mean(0), torch.cov(a.T).reshape(a.shape[1], -1), \
-        torch.cov(b.T).reshape(b.shape[1], -1)
+def frechet_gaussians(mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tensor, cov_b: torch.Tensor) -> float:
+    """Squared Frechet (2-Wasserstein) distance between ``N(mu_a, S_a)`` and ``N(mu_b, S_b)``:
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Dowson & Landau 1982)."""
+    mu_a, mu_b = torch.as_tensor(mu_a).double().cpu().reshape(-1), torch.as_tensor(mu_b).double().cpu().reshape(-1)
+    cov_a, cov_b = torch.as_tensor(cov_a).double().cpu(), torch.as_tensor(cov_b).double().cpu()
+    d = mu_a.shape[0]
+    if mu_b.shape != (d,) or cov_a.shape != (d, d) or cov_b.shape != (d, d):
+        raise ValueError(f"mu_a, mu_b must be [d] and cov_a, cov_b [d, d] for one d, got {tuple(mu_a.shape)}, "
+                         f"{tuple(mu_b.shape)}, {tuple(cov_a.shape)}, {tuple(cov_b.shape)}")
     root_a = _sqrtm_psd(cov_a)
     cross = _sqrtm_psd(root_a @ cov_b @ root_a)
     return float(((mu_a - mu_b) ** 2).sum() + torch.trace(cov_a + cov_b - 2 * cross))
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to features ``a [n, d]`` and ``b [m, d]``:
+    :func:`frechet_gaussians` of their means and covariances (Heusel et al. 2017, FID)."""
+    _check_samples(a, b)
+    a, b = a.double().cpu(), b.double().cpu()
+    return frechet_gaussians(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
+                             b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
 
 
 def mean_pairwise_distance(x: torch.Tensor) -> float:

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from . import diffusion, guidance
+from .diffusion import EpsFn
 from .conditional import cfg_grid, classifier_grid, grid_labels, grid_noise, model_schedule
 from .data import balanced_subset
 from .evaluate import feature_frechet, judge_features, judged_accuracy, score_2d, within_class_diversity
@@ -76,20 +77,23 @@ def real_digits_row(judge: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, re
 
 def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *,
              model: torch.nn.Module | None = None, classifier: torch.nn.Module | None = None,
-             ws: Sequence[float] = (), gammas: Sequence[float] = (), n: int = 1000, steps: int = 50, seed: int = 0,
-             k: int = 5) -> list[dict]:
+             pairs: dict[str, tuple[EpsFn, EpsFn]] | None = None, ws: Sequence[float] = (),
+             gammas: Sequence[float] = (), n: int = 1000, steps: int = 50, eta: float = 0.0, seed: int = 0,
+             k: int | None = 5) -> list[dict]:
     """The 2-D counterpart of :func:`sweep`: :func:`course_lib.evaluate.score_2d` of guided samples
     of class ``y`` at each ``w`` (CFG) and ``gamma`` (classifier guidance).
 
-    Each setting is sampled by DDIM (``eta = 0``) from one shared noise ``x_T`` twice:
-    with the exact scores of ``mixture`` (rows ``"model": "exact"``: what a perfect
-    model does under guidance) and, when given, with the learned ``model`` (null
-    label for the unconditional score) and ``classifier`` (``"model": "learned"``).
-    The target is ``n`` exact samples of ``p(x | y)``."""
+    Each setting is sampled by DDIM (``eta``; 0: deterministic) from one shared noise ``x_T``:
+    with the exact scores of ``mixture`` (rows ``"model": "exact"``: what a perfect model does
+    under guidance); when given, with the learned ``model`` (null label for the unconditional
+    score) and ``classifier`` (``"model": "learned"``); and for every ``name: (eps_cond_fn,
+    eps_uncond_fn)`` in ``pairs``, CFG of that pair (``"model": name``; CFG rows only), e.g. the
+    exact eps of a deliberately wrong mixture. The target is ``n`` exact samples of ``p(x | y)``;
+    ``k=None`` skips the k-NN precision and recall."""
     K = mixture.num_classes
     guidance.check_labels(y, 1, K)
-    if not isinstance(n, int) or n < 2 * k + 2:
-        raise ValueError(f"n must be an integer of at least {2 * k + 2}, got {n!r}")
+    if not isinstance(n, int) or n < (2 * k + 2 if k is not None else 2):
+        raise ValueError(f"n must be an integer of at least {2 * k + 2 if k is not None else 2}, got {n!r}")
     g = torch.Generator().manual_seed(seed)
     target = mixture.sample(n, y, generator=g)[0]
     x_T = torch.randn(n, 2, generator=g)
@@ -102,6 +106,8 @@ def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *
                 fns["exact"] = guidance.cfg(mixture.eps_fn(schedule, y), exact_uncond, value)
                 if model is not None:
                     fns["learned"] = guidance.model_cfg_eps_fn(model, y, value, K)
+                for name, (cond_fn, uncond_fn) in (pairs or {}).items():
+                    fns[name] = guidance.cfg(cond_fn, uncond_fn, value)
             else:
                 fns["exact"] = guidance.classifier_guidance(exact_uncond, exact_log_post, y, value, schedule)
                 if model is not None and classifier is not None:
@@ -109,6 +115,7 @@ def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *
                                                                   guidance.classifier_log_prob_fn(classifier), y,
                                                                   value, schedule)
             for name, eps_fn in fns.items():
-                samples = diffusion.sample(eps_fn, (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T).float()
+                samples = diffusion.sample(eps_fn, (n, 2), schedule, steps=steps, eta=eta, x_T=x_T,
+                                           generator=torch.Generator().manual_seed(seed + 1)).float()
                 rows.append({**knob_row(kind, value), "model": name, **score_2d(samples, mixture, y, target, k=k)})
     return rows

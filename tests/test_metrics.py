@@ -66,3 +66,12 @@ def test_relative_error():
     assert metrics.relative_error(torch.ones(4, 1, 2, 2), torch.ones(4, 1, 2, 2) * 2) == 0.25
     with pytest.raises(ValueError, match="share their shape"):
         metrics.relative_error(b, b[:1])
+
+
+def test_frechet_gaussians_closed_form_and_shapes():
+    eye = torch.eye(2, dtype=torch.float64)
+    assert metrics.frechet_gaussians(torch.zeros(2), eye, torch.tensor([3.0, 4.0]), eye) == pytest.approx(25.0)
+    # tr(I + 4I - 2 * 2I) = 2 for d = 2
+    assert metrics.frechet_gaussians(torch.zeros(2), eye, torch.zeros(2), 4 * eye) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="cov_a"):
+        metrics.frechet_gaussians(torch.zeros(2), torch.eye(3), torch.zeros(2), eye)

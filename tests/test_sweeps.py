@@ -47,3 +47,17 @@ def test_real_digits_row_and_knob_row():
     assert sweeps.knob_row("classifier", 3.0) == {"guidance": "classifier", "w": 2.0, "gamma": 3.0}
     with pytest.raises(ValueError, match="kind"):
         sweeps.knob_row("other", 1.0)
+
+
+def test_sweep_2d_pairs_add_cfg_rows_and_k_none_skips_precision():
+    mix = toy.anisotropic()
+    rows = sweeps.sweep_2d(mix, S, 1, pairs={"same": (mix.eps_fn(S, 1), mix.eps_fn(S)),
+                                             "broad": (mix.broadened(0.5).eps_fn(S, 1), mix.broadened(0.5).eps_fn(S))},
+                           ws=(0.0, 2.0), gammas=(1.0,), n=100, steps=5, k=None)
+    assert [r["model"] for r in tables.rows_where(rows, guidance="cfg", w=2.0)] == ["exact", "same", "broad"]
+    assert tables.rows_where(rows, guidance="classifier", model="same") == []  # pairs add CFG rows only
+    for exact, same in zip(tables.rows_where(rows, model="exact", guidance="cfg"), tables.rows_where(rows, model="same")):
+        assert exact == {**same, "model": "exact"}
+    broad = tables.rows_where(rows, model="broad", w=0.0)[0]
+    assert broad["sw"] > tables.rows_where(rows, model="exact", w=0.0)[0]["sw"]
+    assert "precision" not in rows[0]
