@@ -168,10 +168,6 @@ class NoisyClassifier2D(_TimeConditioned):
         t_rows, _, index = shared_rows(t)
         return self.out(self._trunk(x, self.time(timestep_embedding(t_rows, self.width, self.T)), index))
 
-    def log_prob_fn(self):
-        """``(x, t) -> log p_phi(y | x_t) [B, K]`` for classifier guidance."""
-        return lambda x, t: torch.log_softmax(self(x, t), dim=1)
-
 
 class FixedTimeClassifier(nn.Module):
     """``(x, t) -> classifier(x, t0)`` whatever ``t`` it is given: a classifier that

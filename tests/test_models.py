@@ -36,7 +36,7 @@ def test_shapes_and_defaults(cfg_model, clf_model) -> None:
     x, t, y = _inputs()
     assert cfg_model(x, t, y).shape == (B, 2) and cfg_model(x, t, y).dtype == torch.float32
     assert clf_model(x, t).shape == (B, 3)
-    assert clf_model.log_prob_fn()(x, t).exp().sum(1).allclose(torch.ones(B))
+    assert guidance.classifier_log_prob_fn(clf_model)(x, t).exp().sum(1).allclose(torch.ones(B))
     assert (cfg_model.T, cfg_model.width, cfg_model.depth, cfg_model.null_label) == (1000, 64, 3, 3)
     assert ConditionalMLP(3, T=50, width=16, depth=0)(x, t % 50, y).shape == (B, 2)
     assert cfg_model(x[:0], t[:0], y[:0]).shape == (0, 2)
@@ -80,7 +80,7 @@ def test_gradients_reach_x_and_every_parameter(cfg_model, clf_model) -> None:
     assert all(p.grad is not None for p in cfg_model.parameters())
     cfg_model.zero_grad(set_to_none=True)
     x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(clf_model.log_prob_fn()(x, t)[:, 0].sum(), x)
+    (grad,) = torch.autograd.grad(guidance.classifier_log_prob_fn(clf_model)(x, t)[:, 0].sum(), x)
     assert grad.shape == (B, 2) and grad.abs().sum() > 0
 
 
