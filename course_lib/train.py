@@ -63,7 +63,7 @@ def _say(args: argparse.Namespace) -> Callable[..., None]:
     return (lambda *a: None) if args.quiet else print
 
 
-@recipe("toy", "the 2-D models toy_cfg and toy_classifier, on toy.anisotropic() (about a minute)")
+@recipe("toy", "the 2-D models toy_cfg and toy_classifier, on toy.anisotropic()")
 def _toy(args: argparse.Namespace, command: str) -> list[Path]:
     say = _say(args)
     paths = []
@@ -92,7 +92,7 @@ def _device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 @recipe("mnist", "the MNIST models mnist_cfg, mnist_classifier and the judge mnist_judge "
-                 "(about 30 minutes on one CPU thread; on a GPU when there is one)", _device_argument)
+                 "(the longest recipe: on a GPU when there is one)", _device_argument)
 def _mnist(args: argparse.Namespace, command: str) -> list[Path]:
     device, say = pick_device(args.device), _say(args)
     say(f"training on {device}")

@@ -52,7 +52,7 @@ def _check_common(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | No
 
 def adam(params, lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where this torch has one for the device (the CPU since
-    torch 2.4; about 12% faster per step for our small nets), else the foreach one."""
+    torch 2.4; faster per step for small nets), else the foreach one."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
