@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .diffusion import Schedule, q_sample
+from .guidance import drop_labels
 
 
 @dataclass
@@ -142,8 +143,7 @@ def train_diffusion(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | 
             yb = torch.cat([yb, torch.full_like(yb[copies], null)])
         else:
             xb, yb, t, noise = _batch(x0, y, batch_size, schedule.T, generator, device)
-            drop = torch.rand(batch_size, generator=generator).to(device) < p_uncond
-            yb = torch.full_like(t, null) if yb is None else torch.where(drop, torch.full_like(yb, null), yb)
+            yb = drop_labels(torch.full_like(t, null) if yb is None else yb, p_uncond, null, generator)
         loss = F.mse_loss(model(q_sample(xb, t, noise, schedule), t, yb), noise)
         _step(optimizer, scheduler, loss)
         if ema is not None:
