@@ -36,9 +36,9 @@ class TrainHistory:
     seconds: float = 0.0
 
 
-def _check_common(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | None, schedule: Schedule,
+def _check_common(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | None, schedule: Schedule | None,
                   steps: int, batch_size: int, lr: float) -> None:
-    if getattr(model, "T", schedule.T) != schedule.T:
+    if schedule is not None and getattr(model, "T", schedule.T) != schedule.T:
         raise ValueError(f"schedule has T={schedule.T} but the model was built for T={model.T}")
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or x0.shape[0] < 1:
         raise ValueError("x0 must be a tensor [N, ...] with N >= 1")
@@ -218,11 +218,9 @@ def train_image_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Te
     cosine decay of :func:`cosine_lr`. Returns losses and batch accuracies."""
     if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
         raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    _check_common(model, x0, y, None, steps, batch_size, lr)
+    if y is None:
+        raise ValueError("y must be given: a classifier needs labels")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
