@@ -133,3 +133,23 @@ def test_an_answer_that_changes_its_inputs_cannot_change_the_reference():
 
     with pytest.raises(AssertionError, match="Hint"):
         checks.check("cfg_eps", cheat)
+
+
+@pytest.mark.parametrize("name", sorted(exercises.REGISTRY))
+def test_hidden_cases_and_the_answer_runner_cross_a_process_boundary(name):
+    """The grader torch.saves each exercise's ``call`` and hidden cases for its child process, and
+    reads answers back with weights_only=True: the cases must pickle, ``call`` must be importable
+    by name (no lambda), the reference's value must be made of tensors, numbers and tuples."""
+    import io
+    import pickle
+
+    exercise = exercises.get(name)
+    cases = exercise.hidden_cases(torch.Generator().manual_seed(5))
+    torch.save({"call": exercise.call, "cases": cases}, io.BytesIO())
+    assert pickle.loads(pickle.dumps(exercise.call)) is exercise.call
+    if exercise.reference is not None:
+        for args in cases:
+            buffer = io.BytesIO()
+            torch.save(exercise.reference(*args), buffer)
+            buffer.seek(0)
+            torch.load(buffer, weights_only=True)

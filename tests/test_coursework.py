@@ -111,3 +111,34 @@ def test_every_graded_exercise_of_every_lesson_is_registered_with_its_points():
             if meta.get("solution") and meta.get("grade_id") in exercises.REGISTRY:
                 grade = next(c for c in cells[i + 1:] if c.metadata.get("nbgrader", {}).get("grade"))
                 assert grade.metadata.nbgrader["points"] == exercises.get(meta["grade_id"]).points, meta["grade_id"]
+
+
+def test_grade_names_a_missing_submission_or_source_folder(tmp_path):
+    def grade(*args):
+        return subprocess.run([sys.executable, "-m", "course_lib.coursework", "grade", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+
+    done = grade(tmp_path / "nothing.ipynb")
+    assert done.returncode == 2 and "no such notebook or folder" in done.stderr
+    (tmp_path / "empty_class").mkdir()
+    done = grade(tmp_path / "empty_class")
+    assert done.returncode == 2 and "<student>/<NN_lesson>.ipynb" in done.stderr
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "03_x.ipynb")
+    done = grade(tmp_path / "03_x.ipynb", "--source", tmp_path / "missing")
+    assert done.returncode == 2 and "--source" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_submissions_are_found_in_nbgrader_layouts(tmp_path):
+    for path in ("alice/03_classifier_free_guidance.ipynb", "bob/ps3/03_classifier_free_guidance.ipynb",
+                 "carol/.ipynb_checkpoints/03_classifier_free_guidance.ipynb"):
+        (tmp_path / "submitted" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "submitted" / path).write_text("{}")
+    found = coursework.find_submissions([tmp_path / "submitted"])
+    assert [(p.relative_to(tmp_path / "submitted").as_posix(), s) for p, s in found] == [
+        ("alice/03_classifier_free_guidance.ipynb", "alice"), ("bob/ps3/03_classifier_free_guidance.ipynb", "bob")]
+    lone = tmp_path / "submitted" / "bob" / "ps3" / "03_classifier_free_guidance.ipynb"
+    assert coursework.find_submissions([lone]) == [(lone, "ps3")]
+    (tmp_path / "dave" / "03_classifier_free_guidance").mkdir(parents=True)
+    inside = tmp_path / "dave" / "03_classifier_free_guidance" / "03_classifier_free_guidance.ipynb"
+    inside.write_text("{}")
+    assert coursework.find_submissions([inside]) == [(inside, "dave")]  # assignment folder named after the lesson

@@ -1,0 +1,48 @@
+"""End to end on a real lesson, through the command line: lesson 03's own source (its reference
+solutions) scores full marks, its student version 0, and the one-line exception swallower 0; one
+line per submission plus a summary on stdout, a CSV, a feedback notebook each, the lesson unchanged."""
+
+import csv
+import hashlib
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+pytest.importorskip("nbgrader")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor needs Linux")
+
+from course_lib import coursework, exercises  # noqa: E402
+
+LESSON = "03_classifier_free_guidance"
+
+
+def test_lesson_03_honest_full_marks_stub_and_swallower_zero(tmp_path):
+    source = next(p for p in coursework.lessons() if p.stem == LESSON)
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    (student,) = [p for p in coursework.release(tmp_path / "release") if p.stem == LESSON]
+    submitted = tmp_path / "submitted"
+    for name in ("honest", "stub", "swallower"):
+        (submitted / name / LESSON).mkdir(parents=True)  # nbgrader's <student>/<assignment>/<lesson>.ipynb
+    (submitted / "honest" / LESSON / f"{LESSON}.ipynb").write_bytes(source.read_bytes())
+    (submitted / "stub" / LESSON / f"{LESSON}.ipynb").write_bytes(student.read_bytes())
+    nb = nbformat.read(student, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"))
+    nbformat.write(nb, submitted / "swallower" / LESSON / "homework.ipynb")  # recognised by its grade ids
+    done = subprocess.run([sys.executable, "-m", "course_lib.coursework", "grade", str(submitted),
+                           "--csv", str(tmp_path / "grades.csv"), "--jobs", "2", "--timeout", "300"],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 5 and lines[3].startswith("graded 3 submission(s)"), done.stdout
+    rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    full = sum(e.points for e in exercises.for_lesson(LESSON))
+    assert {s: (r["lesson"], float(r["score"]), float(r["max_score"])) for s, r in rows.items()} == {
+        "honest": (LESSON, full, full), "stub": (LESSON, 0, full), "swallower": (LESSON, 0, full)}, done.stdout
+    # "library changed": someone edited course_lib while this ran (the tripwire doing its job, a shared checkout)
+    assert rows["honest"]["status"] in ("ok", "library changed"), rows["honest"]
+    for name in rows:
+        assert (tmp_path / "feedback" / name / f"{LESSON}.ipynb").is_file()
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
