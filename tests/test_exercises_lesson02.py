@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import course_lib
-from course_lib import diffusion, exercises, toy
+from course_lib import diffusion, exercises, models, pretrained, toy, training
 from course_lib.exercises import classifier_guidance as ex02
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_classifier_guidance.ipynb"
@@ -136,3 +136,16 @@ def test_expected_judge_guidance_grades_differ():
     grades = ex02.expected_judge_guidance((1.0, 10.0))
     assert grades[10.0]["judge"] > grades[1.0]["judge"]
     assert all(g["classifier"] < 0.5 for g in grades.values())
+
+
+def test_expected_clean_guidance_scatters_the_samples():
+    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
+    x, y = mixture.sample(20_000, generator=torch.Generator().manual_seed(0))
+    net = training.seeded_init(1, lambda: models.NoisyClassifier2D(**pretrained.load("toy_classifier").meta["arch"]))
+    training.train_classifier(net, x, y, schedule, noisy=False, steps=600, generator=torch.Generator().manual_seed(1),
+                              progress=False)
+    scores = ex02.expected_clean_guidance(models.FixedTimeClassifier(net, t0=0))
+    target = ex02.expected_clean_guidance(pretrained.load("toy_classifier").model, (1.0,))[1.0]
+    assert scores[1.0]["sw"] > 1.0 > 0.2 > target["sw"]                  # "above 1 (the noise-aware one: about 0.1)"
+    assert scores[1.0]["diversity"] > 2 * 1.24                           # "more than twice the target's"
+    assert scores[3.0]["off_plot"] >= 100                                # "hundreds off the plot"

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .. import conditional, diffusion, guidance, metrics, pretrained, toy
+from .. import conditional, diffusion, evaluate, guidance, metrics, pretrained, toy, widgets
 from .core import Exercise
 
 LESSON = "02_classifier_guidance"
@@ -158,6 +158,24 @@ def expected_window_shares(windows: Sequence[tuple[int, int]], *, gamma: float =
         x0 = diffusion.sample(guidance.interval(strong, plain, t_lo, t_hi), (n, 2), _LINEAR, steps=steps, eta=0.0,
                               x_T=x_T)
         out[(t_lo, t_hi)] = float(outside_contour(x0, mixture, y).double().mean())
+    return out
+
+
+def expected_clean_guidance(classifier: torch.nn.Module, gammas: Sequence[float] = (1.0, 3.0), *, y: int = 1,
+                            n: int = 1000, steps: int = 20, seed: int = 0,
+                            extent: Sequence[float] = (-4.5, 7.0, -6.5, 5.0)) -> dict[float, dict[str, float]]:
+    """Exercise "Guide with the clean classifier": the shipped unconditional ``toy_cfg`` (null label) steered by
+    ``classifier`` (``classifier(x, t) -> logits``, e.g. a clean-trained network read at ``t = 0``) as the lesson's
+    renderer does, scored by :func:`course_lib.evaluate.score_2d` against exact samples of class ``y`` (seed 11,
+    as in the lesson). Returns per ``gamma`` the keys ``posterior sw diversity off_plot``."""
+    mixture, schedule = toy.anisotropic(), _LINEAR
+    render = widgets.classifier_guidance_render_2d(pretrained.load("toy_cfg").model, classifier, mixture, schedule, y,
+                                                   n=n, steps=steps)
+    reference = mixture.sample(n, y=y, generator=torch.Generator().manual_seed(11))[0]
+    out = {}
+    for gamma in gammas:
+        score = evaluate.score_2d(render(gamma, seed)["learned"], mixture, y, reference, k=None, extent=extent)
+        out[float(gamma)] = {key: score[key] for key in ("posterior", "sw", "diversity", "off_plot")}
     return out
 
 
