@@ -153,15 +153,14 @@ def bench_mnist(threads: int | None = None) -> Iterator[Row]:
         explorer = widgets.DigitGridExplorer(widgets.cfg_render(model, m=4, steps=20, schedule=schedule), values,
                                              0.0, precompute=mode == "warm")
         explorer.wait()
-        times = []
-        for v in moves:
-            if mode == "cold":
+
+        def move(v: float, explorer=explorer, cold: bool = mode == "cold") -> float:
+            if cold:
                 explorer.cache.clear()  # every move renders its grid
-            times.append(explorer.update(v))
-        times.sort()
+            return explorer.update(v)
+
         what = "every move renders" if mode == "cold" else "grids precomputed"
-        yield Row(section, f"slider move, 40 digits, DDIM 20 steps ({what})", statistics.median(times), "s",
-                  f"median of 20 moves; p95 {times[18]:.3f} s")
+        yield from latency_rows(section, f"slider, 40 digits, DDIM 20 steps ({what})", move, moves)
 
 
 def bench_mnist_training(recipe: recipes.DigitsRecipe | None = None, threads: int | None = None) -> Iterator[Row]:
