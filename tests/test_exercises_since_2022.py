@@ -74,3 +74,5 @@ def test_end_of_lesson_findings():
     (_, gap_0), (_, gap_1) = since_2022.autoguidance_sweep(toy.branches(depth=3), 0, 0.1, 0.2, [0.0, 1.0], n=600,
                                                            steps=25)
     assert gap_1 < 0.7 * gap_0                # guiding a blurred good model by a blurrier one empties the gaps
+    everywhere, late_only = since_2022.corrector_sweep(mix, 1, 3.0, [0, 600], n=500, steps=25, corrector_steps=5)
+    assert everywhere < 0.5 * late_only       # the corrector's work is done at small t

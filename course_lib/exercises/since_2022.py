@@ -12,8 +12,8 @@ range, both ends of the window, a batch of one, images, ``tau`` near 0 and 1, an
 - ``flow_velocity(eps, x, tau)``: the rectified-flow velocity from an eps prediction, checked
   against the exact velocity of a mixture (:func:`flow.mixture_velocity_fn`).
 
-End-of-lesson: :func:`interval_sweep` and :func:`autoguidance_sweep` compute what exercises 1 and 2
-ask the student to find.
+End-of-lesson: :func:`interval_sweep`, :func:`autoguidance_sweep` and :func:`corrector_sweep` compute
+what exercises 1 to 3 ask the student to find.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from .. import diffusion, flow, guidance, langevin, metrics, toy
+from .. import diffusion, flow, guidance, langevin, metrics, tilted, toy
 from .core import Exercise
 
 LESSON = "05_guidance_since_2022"
@@ -195,3 +195,18 @@ def autoguidance_sweep(mixture: toy.GaussianMixture2D, y: int, delta_good: float
         x = diffusion.sample(guidance.autoguidance(good, bad, w), (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T)
         out.append((metrics.sliced_wasserstein(x, target), gap_share(x, mixture, y, target)))
     return out
+
+
+def corrector_sweep(mixture: toy.GaussianMixture2D, y: int, w: float, min_ts: list[int],
+                    schedule: diffusion.Schedule = _LINEAR, *, corrector_steps: int = 10, n: int = 1000,
+                    steps: int = 50, seed: int = 0) -> list[float]:
+    """Exercise 3: SW distance to exact samples of the tilted density ``p_w`` of CFG with exact scores plus
+    ``corrector_steps`` Langevin steps per level, correcting only at ``t >= min_t``, per ``min_t``."""
+    tilt = tilted.TiltedDensity(mixture, y, w, resolution=201)
+    target = tilt.sample(n, generator=torch.Generator().manual_seed(seed))
+    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed + 1))
+    fn = guidance.cfg(mixture.eps_fn(schedule, y), mixture.eps_fn(schedule), w)
+    return [metrics.sliced_wasserstein(langevin.sample_pc(fn, (n, 2), schedule, steps=steps,
+                                                          corrector_steps=corrector_steps, corrector_min_t=t, eta=0.0,
+                                                          x_T=x_T, generator=torch.Generator().manual_seed(seed + 2)),
+                                       target) for t in min_ts]
