@@ -142,3 +142,13 @@ def test_submissions_are_found_in_nbgrader_layouts(tmp_path):
     inside = tmp_path / "dave" / "03_classifier_free_guidance" / "03_classifier_free_guidance.ipynb"
     inside.write_text("{}")
     assert coursework.find_submissions([inside]) == [(inside, "dave")]  # assignment folder named after the lesson
+
+
+def test_gradebooks_from_several_machines_merge_by_student(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("student,lesson,score,max_score,status,cfg_eps,file,note\nzoe,03_x,1,1,ok,1,z.ipynb,\n")
+    b.write_text("student,lesson,score,max_score,status,forward_noise,file,note\nadam,00_y,0,1,timeout,0,a.ipynb,\n")
+    assert coursework.batch.merge_csv([a, b], tmp_path / "all.csv") == 2
+    lines = (tmp_path / "all.csv").read_text().splitlines()
+    assert lines == ["student,lesson,score,max_score,status,cfg_eps,forward_noise,file,note",
+                     "adam,00_y,0,1,timeout,,0,a.ipynb,", "zoe,03_x,1,1,ok,1,,z.ipynb,"]

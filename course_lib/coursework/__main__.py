@@ -1,4 +1,5 @@
-"""``python -m course_lib.coursework release DIR`` | ``grade SUBMISSIONS...`` (README "Grading a class")."""
+"""``python -m course_lib.coursework release DIR`` | ``grade SUBMISSIONS...`` | ``merge CSV... --csv OUT``
+(README "Grading a class")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from .. import data, exercises
-from .batch import find_submissions, grade_all, summary, write_csv
+from .batch import find_submissions, grade_all, merge_csv, summary, write_csv
 from .grading import Limits
 from .versions import lessons, release, solution_cells, source_folder
 from .sandbox import become_subreaper, kill_descendants
@@ -79,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", type=Path,
                    help="folder of the instructor's lessons, checked for ungraded exercises and watched for changes "
                         "(default: the checkout's notebooks/ if any)")
+    p = sub.add_parser("merge", help="merge gradebooks graded on several machines into one CSV")
+    p.add_argument("csvs", type=Path, nargs="+")
+    p.add_argument("--csv", type=Path, required=True, help="the merged gradebook")
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        missing = [str(p) for p in args.csvs if not p.is_file()]
+        if missing:
+            parser.error(f"no such CSV: {', '.join(missing)}")
+        print(f"wrote {args.csv}: {merge_csv(args.csvs, args.csv)} rows")
+        return 0
     if args.command == "release":
         try:
             paths = release(args.dir, source=args.source, force=args.force)

@@ -69,9 +69,10 @@ def grade_all(submissions: list[tuple[Path, str]], *, jobs: int = 1, limits: Lim
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     before = fingerprint(list(watch))
-    for lesson in exercises.lessons():  # import and exercise every reference before any submission runs
-        for exercise in exercises.for_lesson(lesson):
-            exercise.hidden_cases(torch.Generator().manual_seed(0))
+    for exercise in exercises.REGISTRY.values():  # every case builder and reference runs (and imports) before
+        for args in exercise.hidden_cases(torch.Generator().manual_seed(0)):  # any submission does
+            if exercise.reference is not None:
+                exercise.reference(*args)
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(grade_submission, path, student, limits=limits, feedback=feedback,
@@ -98,6 +99,24 @@ def write_csv(results: list[Result], path: Path) -> None:
             scored = bool(r.exercises)
             writer.writerow([r.student, r.lesson, f"{r.score:g}" if scored else "0",
                              f"{r.max_score:g}" if scored else "", r.status, *cells, r.file, r.note])
+
+
+def merge_csv(paths: list[Path], target: Path) -> int:
+    """Merge gradebooks written on several machines into one (columns united, rows sorted by
+    student and lesson); returns the number of rows."""
+    rows, columns = [], {}
+    for path in paths:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            columns.update(dict.fromkeys(reader.fieldnames or []))
+            rows += list(reader)
+    rest = [c for c in columns if c not in ("file", "note")]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="") as out:
+        writer = csv.DictWriter(out, [*rest, "file", "note"], restval="")
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: (r.get("student", ""), r.get("lesson", ""))))
+    return len(rows)
 
 
 def summary(results: list[Result], seconds: float, jobs: int) -> str:

@@ -116,12 +116,19 @@ def solution_sources(nb, names: list[str]) -> dict[str, str]:
 
 
 def _read(path: Path):
+    """The file's bytes and notebook; ``ValueError`` when it is empty or not a notebook at all
+    (a notebook that merely breaks the schema somewhere is graded, with a note)."""
     raw = path.read_bytes()
     if not raw.strip():
         raise ValueError("the file is empty")
     nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
-    nbformat.validate(nb)
-    return raw, nb
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError("no cells: not a notebook")
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        return raw, nb, f"not a valid notebook ({str(err).splitlines()[0][:100]}), graded anyway"
+    return raw, nb, ""
 
 
 def grade_submission(path: Path, student: str, *, limits: Limits = Limits(), feedback: Path | None = None,
@@ -130,7 +137,7 @@ def grade_submission(path: Path, student: str, *, limits: Limits = Limits(), fee
     start = time.monotonic()
     result = Result(student, "", str(path), "ok")
     try:
-        raw, nb = _read(path)
+        raw, nb, result.note = _read(path)
     except Exception as err:  # noqa: BLE001 -- any unreadable file gets its row
         result.status, result.note = "unreadable", f"{type(err).__name__}: {str(err)[:200]}"
         result.seconds = time.monotonic() - start
