@@ -3,6 +3,7 @@ exercises ask the student to find (``expected_*``)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -108,6 +109,7 @@ def _null_hidden(gen: torch.Generator) -> list[tuple]:
     t = int(torch.randint(1, 999, (1,), generator=gen))
     near = lambda m, t, n: m.noised(_SCHEDULE.alpha_bars[t].item()).sample(n, generator=gen)[0]  # noqa: E731
     return [_null_case(ring, near(ring, 0, 32), 0), _null_case(ring, near(ring, 999, 32), 999),   # t = 0, T - 1
+            _null_case(unequal, near(unequal, 300, 32), 300),                                     # unequal weights
             _null_case(unequal, near(unequal, t, 1), t),                                          # batch of one
             _null_case(unequal, near(unequal, t, 32), t, torch.float32),                          # float32
             _null_case(toy.anisotropic(), 20 * torch.randn(8, 2, generator=gen), 0)]             # far, t = 0
@@ -131,42 +133,40 @@ EXERCISES = [
 
 # --------------------------------------------------------------------------- end-of-lesson exercises
 
-def _brief_twin(x: torch.Tensor, y: torch.Tensor, p_uncond: float | None = None) -> dict:
-    """Lesson 01, section 5: the shipped toy recipe shortened to 2,000 steps of 256, trained on
-    ``(x, y)`` from the same initial weights and random numbers; returns ``evaluate.fit_by_class``
-    of its samples (DDIM, 100 steps, eta = 0, seed 100) for every label and the null label."""
-    from .. import conditional, evaluate, models, pretrained, recipes, training
+@functools.lru_cache(maxsize=None)
+def _brief_twin(fraction: float, p_uncond: float, label: int = 1) -> dict:
+    """Lesson 01, section 5: the shipped toy recipe shortened to 2,000 steps of 256, trained from the
+    same initial weights and random numbers on section 5's 20,000 pairs with class ``label`` thinned
+    to ``fraction`` (``1.0``: the balanced twin); returns ``evaluate.fit_by_class`` of its samples
+    (DDIM, 100 steps, eta = 0, seed 100) for every label and the null label. Cached: each twin trains once."""
+    from .. import conditional, data, evaluate, models, pretrained, recipes, training
 
+    x, y = toy.anisotropic().sample(20_000, generator=torch.Generator().manual_seed(3))
+    if fraction != 1.0:
+        x, y = data.subsample_class(x, y, label, fraction, generator=torch.Generator().manual_seed(4))
     shipped = pretrained.load("toy_cfg")
     config, schedule, K = recipes.ToyCFGConfig(**shipped.meta["config"]), shipped.schedule, shipped.num_classes
     net = training.seeded_init(0, lambda: models.ConditionalMLP(K, schedule.T, config.width, config.depth))
     training.train_diffusion(net, x, y, schedule, steps=2000, batch_size=256, lr=config.lr,
-                             p_uncond=config.p_uncond if p_uncond is None else p_uncond, ema_decay=config.ema_decay,
+                             p_uncond=p_uncond, ema_decay=config.ema_decay,
                              paired_dropout=config.paired_dropout, generator=torch.Generator().manual_seed(0),
                              progress=False)
     samples = conditional.sample_by_label(net, range(K + 1), 2000, schedule, steps=100, eta=0.0, seed=100)
-    return evaluate.fit_by_class(samples, toy.anisotropic(), seed=200)
-
-
-def _section5_data() -> tuple[torch.Tensor, torch.Tensor]:
-    return toy.anisotropic().sample(20_000, generator=torch.Generator().manual_seed(3))
+    fits = evaluate.fit_by_class(samples, toy.anisotropic(), seed=200)
+    fits["examples"] = int((y == label).sum())
+    return fits
 
 
 def expected_rare_sweep(fractions: tuple[float, ...] = (0.2, 0.06, 0.02, 0.006),
                         label: int = 1) -> dict[float, tuple[int, float, float]]:
     """Lesson 01, exercise 1: ``{fraction: (examples kept, SW of class label, SW of the null label)}``,
     and ``1.0`` for the balanced twin."""
-    from .. import data
+    from .. import pretrained, recipes
 
-    x, y = _section5_data()
-    out = {}
+    p_uncond, out = recipes.ToyCFGConfig(**pretrained.load("toy_cfg").meta["config"]).p_uncond, {}
     for fraction in (1.0, *fractions):
-        if fraction == 1.0:
-            xr, yr = x, y
-        else:
-            xr, yr = data.subsample_class(x, y, label, fraction, generator=torch.Generator().manual_seed(4))
-        fits = _brief_twin(xr, yr)
-        out[fraction] = (int((yr == label).sum()), fits[label].sw, fits[len(fits) - 1].sw)
+        fits = _brief_twin(fraction, p_uncond, label)
+        out[fraction] = (fits["examples"], fits[label].sw, fits[3].sw)
     return out
 
 
@@ -192,6 +192,5 @@ def expected_self_consistency(ts: tuple[int, ...] = tuple(range(0, 1000, 50)), n
 
 def expected_dropout(p_unconds: tuple[float, ...] = (0.0, 0.2, 0.5)) -> dict[float, dict[int, tuple[float, float]]]:
     """Lesson 01, exercise 3: ``{p_uncond: {label: (SW, floor)}}`` of balanced twins trained with each
-    ``p_uncond`` (label ``K``: the null label against ``p(x)``)."""
-    x, y = _section5_data()
-    return {p: {k: (f.sw, f.floor) for k, f in _brief_twin(x, y, p).items()} for p in p_unconds}
+    ``p_uncond`` (label 3: the null label against ``p(x)``)."""
+    return {p: {k: (_brief_twin(1.0, p)[k].sw, _brief_twin(1.0, p)[k].floor) for k in range(4)} for p in p_unconds}
