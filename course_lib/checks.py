@@ -34,18 +34,3 @@ def check(name: str, fn: Callable, *, seed: int = 0) -> float:
     print(f"✓ {name}: largest difference from the reference on {len(cases)} cases is {worst:.1e}")
     return worst
 
-
-def _legacy(name: str) -> Callable[..., None]:
-    def check_exercise(fn: Callable, seed: int = 0) -> None:
-        check(name, fn, seed=seed)
-
-    check_exercise.__name__ = check_exercise.__qualname__ = f"check_{name}"
-    check_exercise.__doc__ = f"``check({name!r}, fn, seed=seed)``: the grade cells' old form, until the lessons move."
-    return check_exercise
-
-
-check_forward_noise, check_ddim_as_euler = _legacy("forward_noise"), _legacy("ddim_as_euler")
-check_drop_labels, check_conditional_eps_fn = _legacy("drop_labels"), _legacy("conditional_eps_fn")
-check_grad_log_classifier, check_guided_eps = _legacy("grad_log_classifier"), _legacy("guided_eps")
-check_cfg_eps, check_implicit_grad = _legacy("cfg_eps"), _legacy("implicit_grad")
-check_knn_precision = _legacy("knn_precision")

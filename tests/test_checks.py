@@ -108,11 +108,6 @@ def test_every_exercise_has_public_and_hidden_cases_and_a_hint(name):
     assert len(hidden[0]) == len(hidden[1])
 
 
-def test_the_old_check_names_still_work_until_the_lessons_move(capsys):
-    checks.check_cfg_eps(cfg_eps, seed=3)
-    assert capsys.readouterr().out.startswith("✓ cfg_eps")
-
-
 def test_malformed_answers_are_named():
     with pytest.raises(AssertionError, match="must return a torch tensor"):
         checks.check("cfg_eps", lambda c, u, w: 0.0)

@@ -175,9 +175,9 @@ def _run_notebook(folder: Path, name: str, raw: bytes, env: dict[str, str], limi
     (work / name).write_bytes(raw)
     out = logs / "executed.ipynb"
     code = run([sys.executable, "-I", str(RUNNER), str(work / name), str(out),
-                        "--cell-timeout", str(int(limits.cell_timeout))], cwd=work, env=env,
-                       timeout=limits.submission_timeout, cpu_seconds=int(limits.submission_timeout) + 1,
-                       memory_bytes=limits.memory_bytes, log=logs / "log.txt")
+                "--cell-timeout", str(int(limits.cell_timeout))], cwd=work, env=env,
+               timeout=limits.submission_timeout, cpu_seconds=int(limits.submission_timeout) + 1,
+               memory_bytes=limits.memory_bytes, log=logs / "log.txt")
     status = {OK: "ok", TIMED_OUT: "timeout", KERNEL_DIED: "kernel died", TIMEOUT_EXIT: "timeout",
               FAILED: "not run"}.get(code, "kernel died")
     try:
@@ -241,9 +241,9 @@ def _run_harness(folder: Path, first: int, count: int, env: dict[str, str], limi
         return current is None and waited > limits.cell_timeout + 120  # the harness never starts
 
     code = run([sys.executable, "-I", str(HARNESS), str(folder), str(first)], cwd=folder, env=env,
-                       timeout=(count - first) * (limits.cell_timeout + 5) + 120,
-                       cpu_seconds=int((count - first) * limits.cell_timeout) + 120,
-                       memory_bytes=limits.memory_bytes, log=folder.parent / "harness-log.txt", poll=poll)
+               timeout=(count - first) * (limits.cell_timeout + 5) + 120,
+               cpu_seconds=int((count - first) * limits.cell_timeout) + 120,
+               memory_bytes=limits.memory_bytes, log=folder.parent / "harness-log.txt", poll=poll)
     return code, state["timed_out"]
 
 
