@@ -198,6 +198,8 @@ class GaussianMixture2D:
     def broadened(self, delta: float) -> "GaussianMixture2D":
         """The same mixture with every covariance ``S_k + delta^2 I``: the data law blurred by
         ``N(0, delta^2 I)``, whose exact ``eps_fn`` is a "bad model" for autoguidance."""
+        if isinstance(delta, torch.Tensor) and delta.numel() == 1:
+            delta = delta.item()
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) or delta < 0:
             raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
         eye = torch.eye(2, dtype=torch.float64)

@@ -57,6 +57,7 @@ def test_broadened_adds_delta_squared_and_zero_is_identity():
     torch.testing.assert_close(b.means, P.means)
     assert torch.equal(b.labels, P.labels)
     torch.testing.assert_close(P.broadened(0.0).log_prob(X), P.log_prob(X))
+    torch.testing.assert_close(P.broadened(torch.tensor(0.5)).covs, b.covs)
 
 
 def test_product_matches_normalised_product_density_on_a_grid():
