@@ -154,3 +154,23 @@ def test_expected_mnist_optima_match_exercise_1():
     found = ex04.expected_mnist_optima((1,), ws=(0.0, 0.5, 1.0, 2.0, 5.0))[1]
     assert min(found, key=found.get) == 1.0                            # the best w at 1
     assert found[0.0] > 2 * found[1.0] and found[5.0] > 2 * found[1.0]      # more than twice the minimum
+
+
+def test_lesson_solutions_run_in_a_fresh_interpreter_with_the_graders_imports_only():
+    """The grader runs each solution cell alone after `import math, numpy as np, torch, course_lib`."""
+    import subprocess
+    import sys
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    sources = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    calls = {"knn_precision": "knn_precision(torch.randn(20, 2), torch.randn(10, 2), 3)",
+             "frechet_to_class": "frechet_to_class(torch.randn(20, 2), torch.zeros(2, dtype=torch.float64), "
+                                 "torch.eye(2, dtype=torch.float64))",
+             "leak_repair_weight": "leak_repair_weight(0.25)"}
+    assert sorted(sources) == sorted(calls)
+    for name, source in sources.items():
+        program = f"import math\nimport numpy as np\nimport torch\nimport course_lib\n{source}\nprint({calls[name]})\n"
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (name, result.stderr[-500:])
+        float(result.stdout.strip().splitlines()[-1])
