@@ -13,6 +13,7 @@ readout shows both conventions of DESIGN.md section 2: ``w`` and ``gamma = 1 + w
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import threading
@@ -276,11 +277,12 @@ class Explorer:
         return self._future
 
     def _missing(self) -> float | None:
-        """The slider value nearest the current one that has no PNG yet for the current seed."""
-        seed, here = self.seed, self.value
+        """The slider value fewest steps from the current one (right first, where ArrowRight goes)
+        that has no PNG yet for the current seed."""
+        seed, here = self.seed, bisect.bisect_left(self.values, self.value)
         with self._lock:
-            todo = [v for v in self.values if getattr(self.cache.get(_key(v, seed)), "png", None) is None]
-        return min(todo, key=lambda v: (abs(v - here), v)) if todo else None
+            todo = [i for i, v in enumerate(self.values) if getattr(self.cache.get(_key(v, seed)), "png", None) is None]
+        return self.values[min(todo, key=lambda i: (abs(i - here), -i))] if todo else None
 
     def _precompute_next(self, generation: int) -> None:
         value, seed = self._missing(), self.seed
@@ -335,7 +337,9 @@ class Explorer:
                 data["image/png"] = base64.b64encode(image.value).decode("ascii")
                 return data
 
-        return ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
+        box = ExplorerBox([W.HBox([slider, readout], layout=W.Layout(flex_flow="row wrap")), image])
+        box.add_class(f"course-lib-{type(self).__name__}")  # for the browser test and custom CSS
+        return box
 
     def _label(self) -> str:
         return {"w": "w", "gamma": "γ"}.get(self.symbol, self.symbol)

@@ -40,8 +40,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update"]
 DONE = "ALL CELLS DONE"
 
-# appended to the lesson's copy: the floor (a label and an 8x8 PNG, nothing computed), then a wait for
-# the explorers' background renders, so that the steps measure what a student sees once they are done
+# appended to the lesson's copy: the floor (a label and an 8x8 PNG, nothing computed), then (when
+# measuring) a wait for the explorers' background renders, then a marker that the last cell ran
 FLOOR_CELL = """\
 import io as _io
 import ipywidgets as _W
@@ -60,17 +60,21 @@ def _floor_move(change):
     _floor_image.value = _tiny_png(change["new"])
 
 _floor_slider.observe(_floor_move, names="value")
-_W.VBox([_W.HBox([_floor_slider, _floor_label]), _floor_image])"""
-SETTLE_CELL = f"""\
+_W.VBox([_W.HBox([_floor_slider, _floor_label]), _floor_image]).add_class("floor-slider")"""
+SETTLE_CELL = """\
 import gc as _gc
+import time as _time
 from course_lib import widgets as _widgets
-print("explorers precomputed:", all(e.wait(600) for e in _gc.get_objects() if isinstance(e, _widgets.Explorer)))
-print({DONE!r})"""
+_start = _time.monotonic()
+_ready = all(e.wait(max(0.0, TIMEOUT - (_time.monotonic() - _start)))
+             for e in _gc.get_objects() if isinstance(e, _widgets.Explorer))
+print(f"explorers precomputed: {_ready} after {_time.monotonic() - _start:.0f} s more")"""
+DONE_CELL = f"print({DONE!r})"
 
 # In the page: watch one explorer box (the VBox holding the slider), stamp the key press, the
 # readout's new text and the new image decoded and painted (the next animation frame).
-WATCH_JS = """([index]) => {
-  const handle = document.querySelectorAll('.noUi-handle')[index];
+WATCH_JS = """([box_selector, index]) => {
+  const handle = document.querySelectorAll(box_selector + ' .noUi-handle')[index];
   const box = handle.closest('.widget-vbox');
   const img = box.querySelector('img.widget-image');
   const row = handle.closest('.widget-hbox');
@@ -91,7 +95,8 @@ WATCH_JS = """([index]) => {
   observer.observe(box, {subtree: true, attributes: true, childList: true, characterData: true});
   handle.scrollIntoView({block: 'center'});
   handle.focus();
-  return {description: (row.querySelector('.widget-label') || {}).textContent || '', text: m.oldText};
+  const kind = Array.from(box.classList).find(c => c.startsWith('course-lib-') || c === 'floor-slider') || '';
+  return {description: (row.querySelector('.widget-label') || {}).textContent || '', text: m.oldText, kind: kind};
 }"""
 
 
@@ -112,12 +117,14 @@ def _sync_playwright():
     return sync_playwright
 
 
-def lesson_copy(lesson: str, root: Path, notebooks: Path = NOTEBOOKS) -> str:
+def lesson_copy(lesson: str, root: Path, notebooks: Path = NOTEBOOKS, settle_s: float = 600) -> str:
     """Copy ``notebooks/<lesson>*.ipynb`` into ``root`` (JupyterLab saves what it runs: never the
-    checkout), outputs cleared, with the floor slider and the settle cell appended; return its name."""
+    checkout), outputs cleared, with the floor slider appended and a wait of at most ``settle_s``
+    seconds for every explorer's background precompute; return its name."""
     (source,) = notebooks.glob(f"{lesson}*.ipynb")
     nb = nbformat.read(source, as_version=4)
-    nb.cells += [nbformat.v4.new_code_cell(FLOOR_CELL), nbformat.v4.new_code_cell(SETTLE_CELL)]
+    nb.cells += [nbformat.v4.new_code_cell(c)
+                 for c in [FLOOR_CELL, SETTLE_CELL.replace("TIMEOUT", repr(float(settle_s))), DONE_CELL]]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -174,14 +181,15 @@ def run_all_cells(page, url: str, name: str, timeout_s: float = 600) -> None:
     raise TimeoutError(f"{name}: cells still running after {timeout_s:.0f} s")
 
 
-def step(page, index: int, key: str = "ArrowRight", timeout_ms: int = 60_000) -> dict:
-    """Press ``key`` on the ``index``-th slider of the page; return the old and new readout, whether
-    the image changed, and the milliseconds from the key press to the new readout and the new image."""
-    before = page.evaluate(WATCH_JS, [index])
+def step(page, index: int, key: str = "ArrowRight", box: str = "", timeout_ms: int = 60_000) -> dict:
+    """Press ``key`` on the ``index``-th slider of the page (inside boxes matching the CSS selector
+    ``box``); return its kind, the old and new readout, and the milliseconds from the key press to
+    the new readout and to the new image decoded and painted."""
+    before = page.evaluate(WATCH_JS, [box, index])
     page.keyboard.press(key)
     page.wait_for_function("window.__step.image !== null && window.__step.readout !== null", timeout=timeout_ms)
     m = page.evaluate("window.__step")
-    return {"slider": before["description"], "before": before["text"], "after": m["text"],
+    return {"slider": before["description"], "kind": before["kind"], "before": before["text"], "after": m["text"],
             "readout_ms": m["readout"] - m["key"], "image_ms": m["image"] - m["key"]}
 
 
@@ -200,7 +208,7 @@ def measure_lesson(pw, lesson: str, root: Path, steps: int = 6, notebooks: Path 
             run_all_cells(page, url, name)
             for index in range(sliders(page)):
                 moves = [step(page, index, "ArrowRight" if i < steps // 2 else "ArrowLeft") for i in range(steps)]
-                rows.append({"lesson": lesson, "index": index, "slider": moves[0]["slider"],
+                rows.append({"lesson": lesson, "index": index, "slider": moves[0]["slider"], "kind": moves[0]["kind"],
                              "image_ms": statistics.median(m["image_ms"] for m in moves),
                              "readout_ms": statistics.median(m["readout_ms"] for m in moves),
                              "all_image_ms": [round(m["image_ms"]) for m in moves]})
@@ -210,22 +218,28 @@ def measure_lesson(pw, lesson: str, root: Path, steps: int = 6, notebooks: Path 
 
 
 def test_a_lessons_sliders_update_the_picture_in_jupyterlab(tmp_path):
-    """Lesson 03 has both kinds: the 2-D CFG scatter (first slider) and the MNIST grid (second)."""
+    """Lesson 03 has both kinds: the 2-D CFG scatter and the MNIST grid. The steps start once the
+    explorers' background precompute is done, or after 30 s more (a move to a value not drawn
+    yet renders it on the spot: slower, as correct)."""
     sync_playwright = _sync_playwright()
-    name = lesson_copy("03", tmp_path)
+    name = lesson_copy("03", tmp_path, settle_s=30)
     with jupyterlab(tmp_path) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             run_all_cells(page, url, name)
-            # the live widgets, not the image/png fallback meant for headless runs and static viewers
-            assert page.locator("img.widget-image").count() == sliders(page) == 3
-            for index, kind in enumerate(["2-D scatter", "MNIST grid", "floor"]):
-                moved = step(page, index)
-                print(f"lesson 03, {kind} slider: {moved['before']!r} -> {moved['after']!r}, new readout after "
+            print(page.locator(".jp-OutputArea-output", has_text="explorers precomputed").first.inner_text())
+            # each box is the live widget (an <img class="widget-image">), not the image/png fallback
+            # meant for headless runs and static viewers
+            for box in [".course-lib-ScatterExplorer", ".course-lib-DigitGridExplorer", ".floor-slider"]:
+                assert page.locator(f"{box} img.widget-image").count() >= 1, f"no {box} widget in lesson 03"
+                first = page.locator(f"{box} img.widget-image").first.get_attribute("src")
+                moved = step(page, 0, box=box)
+                print(f"lesson 03, {box[1:]}: {moved['before']!r} -> {moved['after']!r}, new readout after "
                       f"{moved['readout_ms']:.0f} ms, new image after {moved['image_ms']:.0f} ms")
                 assert moved["after"] != moved["before"]
-                if kind != "floor":
+                assert page.locator(f"{box} img.widget-image").first.get_attribute("src") != first
+                if box != ".floor-slider":
                     assert moved["after"].startswith("w = ")
             page.screenshot(path=str(tmp_path / "after_moves.png"))
         finally:
@@ -249,5 +263,5 @@ if __name__ == "__main__":
     load = os.getloadavg()
     print(f"key press -> new image, median of 6 steps; load average {load[0]:.2f} on {os.cpu_count()} CPUs")
     for r in results:
-        print(f"lesson {r['lesson']} slider {r['index']} ({r['slider']}): image {r['image_ms']:.0f} ms, "
+        print(f"lesson {r['lesson']} slider {r['index']} {r['kind']} ({r['slider']}): image {r['image_ms']:.0f} ms, "
               f"readout {r['readout_ms']:.0f} ms; steps {r['all_image_ms']}")

@@ -77,6 +77,7 @@ def test_explorer_updates_artists_in_place():
     slider.value = 1.5
     assert explorer.value == 1.5 and "1.5" in box.children[0].children[1].value
     assert box.children[1].value == explorer.png  # the image widget shows the new frame
+    assert "course-lib-ScatterExplorer" in box._dom_classes  # what the browser test looks for
     bundle = box._repr_mimebundle_()               # without a widget manager, the figure still shows
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert base64.b64decode(bundle["image/png"]) == explorer.png
@@ -170,6 +171,13 @@ def test_explorer_move_during_precompute_shows_the_requested_grid():
     assert len(keys) == len(set(keys))  # nothing rendered twice by the explorer
     explorer.update(3.0, seed=1)  # a new seed: precomputed again, for that seed
     assert explorer.wait(timeout=10) and all((v, 1) in explorer.cache for v in values)
+
+
+def test_precompute_takes_the_nearest_steps_first_right_before_left():
+    calls = []
+    explorer = widgets.DigitGridExplorer(_counting_render(calls), [0.0, 0.5, 1.0, 3.0, 9.0], 1.0)
+    assert explorer.wait(timeout=10)
+    assert [w for w, _ in calls] == [1.0, 3.0, 0.5, 9.0, 0.0]  # by slider steps, not by distance in w
 
 
 def test_background_errors_surface_and_stop_ends_the_precompute():
