@@ -408,17 +408,9 @@ class ScatterExplorer(Explorer):
 
 
 class DigitGridExplorer(Explorer):
-    """A grid of guided digits under one slider over ``values``.
-
-    The figure shows ``render(value, seed)`` tiled ``nrow`` digits to a row, titled with
-    :func:`weight_readout`; a move swaps the image's data (``set_data``).
-
-    Args:
-        render: ``render(value, seed) -> images [B, 1, 28, 28]``, a pure function.
-        values: the slider's discrete values (increasing, finite).
-        value: the starting value, drawn at construction.
-        symbol: ``"w"`` or ``"gamma"``; sets the readout.
-    """
+    """A grid of guided digits under a slider over ``values`` (arguments as :class:`Explorer`'s):
+    ``render(value, seed) -> images [B, 1, 28, 28]`` tiled ``nrow`` to a row, titled with the
+    readout; a move swaps the image's data (``set_data``)."""
 
     def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str = "w",
                  seed: int = 0, nrow: int = NUM_CLASSES, precompute: bool = True, scale: float = 0.018,

@@ -228,7 +228,7 @@ def test_a_lessons_sliders_update_the_picture_in_jupyterlab(tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             run_all_cells(page, url, name)
-            print(page.locator(".jp-OutputArea-output", has_text="explorers precomputed").first.inner_text())
+            print(page.locator(".jp-OutputArea-output", has_text="explorers precomputed").first.text_content())
             # each box is the live widget (an <img class="widget-image">), not the image/png fallback
             # meant for headless runs and static viewers
             for box in [".course-lib-ScatterExplorer", ".course-lib-DigitGridExplorer", ".floor-slider"]:
