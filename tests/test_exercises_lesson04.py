@@ -5,6 +5,8 @@ the end-of-lesson functions find what the lesson says the student should find.""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -158,9 +160,6 @@ def test_expected_mnist_optima_match_exercise_1():
 
 def test_lesson_solutions_run_in_a_fresh_interpreter_with_the_graders_imports_only():
     """The grader runs each solution cell alone after `import math, numpy as np, torch, course_lib`."""
-    import subprocess
-    import sys
-
     nb = nbformat.read(NOTEBOOK, as_version=4)
     sources = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
                if c.metadata.get("nbgrader", {}).get("solution")}

@@ -46,7 +46,7 @@ def _knn_hidden(gen: torch.Generator) -> list[tuple]:
     real, fake = torch.randn(150, 2, generator=gen), 0.7 * torch.randn(120, 2, generator=gen) + 0.8
     far = fake + 100.0
     return [(real, fake, 1), (real, fake, 10), (fake, real, 3), (real, real.clone(), 5),   # same set: precision 1
-            (real, far, 5), (real.double(), fake.double(), 2), (real, fake[:3], 2),       # far away: precision 0; three fakes
+            (real, far, 5), (real.double(), fake.double(), 2), (real, fake[:3], 2),       # far away: 0; three fakes
             (torch.randn(80, 5, generator=gen), torch.randn(60, 5, generator=gen), 3)]    # five dimensions
 
 
