@@ -93,7 +93,6 @@ WATCH_JS = """([box_selector, index]) => {
     if (m.readout !== null && m.imagePending) observer.disconnect();
   });
   observer.observe(box, {subtree: true, attributes: true, childList: true, characterData: true});
-  handle.scrollIntoView({block: 'center'});
   handle.focus();
   const kind = Array.from(box.classList).find(c => c.startsWith('course-lib-') || c === 'floor-slider') || '';
   return {description: (row.querySelector('.widget-label') || {}).textContent || '', text: m.oldText, kind: kind};
@@ -185,6 +184,11 @@ def step(page, index: int, key: str = "ArrowRight", box: str = "", timeout_ms: i
     """Press ``key`` on the ``index``-th slider of the page (inside boxes matching the CSS selector
     ``box``); return its kind, the old and new readout, and the milliseconds from the key press to
     the new readout and to the new image decoded and painted."""
+    # bring the slider into view first and let the page paint what scrolled in (a student looking at
+    # the slider has done so), so that the step measures the move, not the scroll
+    page.evaluate("([box, index]) => document.querySelectorAll(box + ' .noUi-handle')[index]"
+                  ".scrollIntoView({block: 'center'})", [box, index])
+    page.wait_for_timeout(300)
     before = page.evaluate(WATCH_JS, [box, index])
     page.keyboard.press(key)
     page.wait_for_function("window.__step.image !== null && window.__step.readout !== null", timeout=timeout_ms)
