@@ -141,8 +141,8 @@ EXERCISES = [
              hint="section 2: which prediction does each sample get, and do the window's two ends belong to it?"),
     Exercise(name="gaussian_product", lesson=LESSON, points=2, public_cases=_product_public,
              hidden_cases=_product_hidden, reference=_product, tolerance=1e-6,
-             hint="section 5: add the two log-densities and complete the square; precisions add, and the "
-                  "leftover constant is a Gaussian density evaluated at one mean"),
+             hint="section 5: add the two log-densities and complete the square in x; what is left over does not "
+                  "depend on x, and that is log_scale"),
     Exercise(name="langevin_step_size", lesson=LESSON, points=1, public_cases=_step_public,
              hidden_cases=_step_hidden, reference=lambda score, noise, snr: langevin.snr_step_size(score, noise, snr),
              tolerance=1e-5,
