@@ -12,8 +12,9 @@ their signal-to-noise rule
 
 with the norms averaged over the batch: then the drift ``e s`` is ``r`` times as long as the noise
 ``sqrt(2 e) z``, and because ``||s|| ~ sqrt(d) / sigma_t`` the step shrinks like ``sigma_t^2``. The
-corrector may use another score than the predictor: with the exact noised score of a target it
-samples that target, whatever the predictor did (Bradley & Nakkiran 2024 for CFG).
+corrector may use another score than the predictor: with the exact noised score of a target and
+enough steps per level it samples that target, whatever the predictor did (for CFG, Bradley & Nakkiran
+2024 read ancestral CFG itself as such a predictor-corrector).
 """
 
 from __future__ import annotations
