@@ -29,11 +29,6 @@ from . import classifier_metrics, evaluate, pretrained, recipes
 from .device import pick_device
 from .diffusion import make_schedule
 
-# TRANSITIONAL (issue 8): lessons and checks import these names from here until they switch to
-# recipes/training (see /tmp/plan/api_moves.md); this block goes once they have.
-from .recipes import ToyCFGConfig, ToyClassifierConfig, train_toy_cfg, train_toy_classifier  # noqa: F401,E402
-from .training import seeded_init, train_classifier, train_diffusion  # noqa: F401,E402
-
 
 @dataclass(frozen=True)
 class Recipe:
