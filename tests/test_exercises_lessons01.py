@@ -17,6 +17,30 @@ def test_gaussian_eps_check_accepts_the_reference_and_rejects_a_variance_for_a_s
     assert_right_and_wrong("gaussian_eps", lesson00._gaussian_eps, wrong)
 
 
+def test_renoise_check_rejects_a_jump_from_x0_and_a_wrong_noise_variance():
+    def from_x0(x_s, a_s, a_t, eps):                     # treats x_s as if it were clean data
+        return a_t**0.5 * x_s + (1 - a_t) ** 0.5 * eps
+
+    def wrong_variance(x_s, a_s, a_t, eps):              # right scaling, the direct jump's noise
+        return (a_t / a_s) ** 0.5 * x_s + (1 - a_t) ** 0.5 * eps
+
+    assert_right_and_wrong("renoise", lesson00._renoise, from_x0)
+    assert_right_and_wrong("renoise", lesson00._renoise, wrong_variance)
+
+
+def test_renoise_composes_with_q_sample_into_the_forward_law():
+    """x_0 -> s by q_sample, then s -> t by the reference: the noise relative to x_0 is standard normal."""
+    schedule, gen = diffusion.make_schedule("linear", T=1000), torch.Generator().manual_seed(0)
+    x0 = torch.zeros(200_000, 2, dtype=torch.float64)
+    s, t = 100, 400
+    x_s = diffusion.q_sample(x0, torch.full((len(x0),), s), torch.randn(x0.shape, generator=gen, dtype=torch.float64),
+                             schedule)
+    x_t = lesson00._renoise(x_s, schedule.alpha_bars[s].item(), schedule.alpha_bars[t].item(),
+                            torch.randn(x0.shape, generator=gen, dtype=torch.float64))
+    left = x_t / schedule.sigmas[t].item()
+    assert left.mean(0).abs().max() < 0.01 and (left.std(0) - 1).abs().max() < 0.01
+
+
 def test_gaussian_eps_reference_is_the_closed_form():
     mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
     x, t = torch.randn(20, 2, dtype=torch.float64), 400

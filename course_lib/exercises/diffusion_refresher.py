@@ -17,6 +17,13 @@ def _forward_noise(x0: torch.Tensor, alpha_bar: float, eps: torch.Tensor) -> tor
     return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * eps
 
 
+def _renoise(x_s: torch.Tensor, alpha_bar_s: float, alpha_bar_t: float, eps: torch.Tensor) -> torch.Tensor:
+    """Noise ``x_s`` further to a level ``alpha_bar_t <= alpha_bar_s``: the forward chain's steps compose into
+    ``q(x_t | x_s) = N(sqrt(a_t / a_s) x_s, (1 - a_t / a_s) I)`` (DDPM eq. 4 applied from ``s``, not from 0)."""
+    ratio = alpha_bar_t / alpha_bar_s
+    return ratio**0.5 * x_s + (1 - ratio) ** 0.5 * eps
+
+
 def _ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float) -> torch.Tensor:
     """Deterministic DDIM (Song et al. 2021, eq. 12, eta = 0), as :func:`diffusion.ddim_step` with ``eta=0``."""
     x0 = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
@@ -79,6 +86,25 @@ def _forward_hidden(gen: torch.Generator) -> list[tuple]:
                (torch.randn(2, 1, 4, 4, generator=gen), 0.5, torch.randn(2, 1, 4, 4, generator=gen))])  # images
 
 
+def _renoise_public(gen: torch.Generator) -> list[tuple]:
+    x, eps = _points(gen)
+    return [(x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), eps) for s, t in ((0, 250), (100, 400),
+                                                                                            (600, 999))]
+
+
+def _renoise_hidden(gen: torch.Generator) -> list[tuple]:
+    x, eps = _points(gen)
+    x64, e64 = _points(gen, 16, torch.float64)
+    s, t = sorted(torch.randint(1, 999, (2,), generator=gen).tolist())
+    return ([(x, 1.0, _LINEAR.alpha_bars[t].item(), eps),                                # from clean data
+             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[s].item(), eps),       # no step: x_s itself
+             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[999].item(), eps),     # to t = T - 1
+             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), eps)]       # random
+            + [(x[:1], _COSINE.alpha_bars[s].item(), _COSINE.alpha_bars[t].item(), eps[:1]),   # batch of one, cosine
+               (x64, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), e64),         # float64
+               (torch.randn(2, 1, 4, 4, generator=gen), 0.8, 0.3, torch.randn(2, 1, 4, 4, generator=gen))])  # images
+
+
 def _ddim_public(gen: torch.Generator) -> list[tuple]:
     x, eps = _points(gen, 32, torch.float64)
     return [(x, eps, _LINEAR.alpha_bars[t].item(), _LINEAR.alpha_bars[s].item()) for t, s in ((999, 949), (600, 550),
@@ -99,6 +125,10 @@ EXERCISES = [
              hidden_cases=_forward_hidden, reference=_forward_noise, tolerance=1e-5,
              hint="the data and the noise are each scaled by a standard deviation-like factor; "
                   "reread the forward process section: which quantity is a variance?"),
+    Exercise(name="renoise", lesson=LESSON, points=1, public_cases=_renoise_public,
+             hidden_cases=_renoise_hidden, reference=_renoise, tolerance=1e-5,
+             hint="x_s is itself a noised point; write x_t in terms of x_0 and two independent noises, and ask which "
+                  "scaling of x_s and which noise variance give x_t the law of the forward process section"),
     Exercise(name="gaussian_eps", lesson=LESSON, points=1, public_cases=_gaussian_public,
              hidden_cases=_gaussian_hidden, reference=_gaussian_eps, tolerance=1e-5,
              hint="first write the law of x_t when x_0 is Gaussian (section 1: mean and covariance of a noised "
