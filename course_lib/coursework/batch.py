@@ -74,7 +74,8 @@ def grade_all(submissions: list[tuple[Path, str]], *, jobs: int = 1, limits: Lim
             if exercise.reference is not None:
                 exercise.reference(*args)
     results = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
         futures = [pool.submit(grade_submission, path, student, limits=limits, feedback=feedback,
                                data_dir=data_dir) for path, student in submissions]
         for future in as_completed(futures):
@@ -84,6 +85,8 @@ def grade_all(submissions: list[tuple[Path, str]], *, jobs: int = 1, limits: Lim
                 result.status, result.note = "library changed", f"{changed[0][0]} changed during grading"
             report(result)
             results.append(result)
+    finally:  # interrupted (Ctrl-C): submissions not started are dropped, running ones finish and clean up
+        pool.shutdown(wait=True, cancel_futures=True)
     return sorted(results, key=lambda r: (r.student, r.lesson, r.file))
 
 
