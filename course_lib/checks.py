@@ -17,9 +17,10 @@ import torch
 from . import exercises
 
 
-def check(name: str, fn: Callable, *, seed: int = 0) -> float:
+def check(name: str, fn: Callable, *, seed: int = 0) -> None:
     """Check ``fn`` against exercise ``name`` on its public cases (drawn with ``seed``);
-    prints the largest difference and returns it, ``AssertionError`` with a hint if too far."""
+    prints the largest difference (a grade cell shows only that line); ``AssertionError`` with a
+    hint if too far."""
     exercise = exercises.get(name)
     if not callable(fn):
         raise AssertionError(f"{name}: expected your function {name}, got {type(fn).__name__}")
@@ -32,5 +33,4 @@ def check(name: str, fn: Callable, *, seed: int = 0) -> float:
                                  f"(allowed {exercise.tolerance:g}). Hint: {exercise.hint}")
         worst = max(worst, error)
     print(f"✓ {name}: largest difference from the reference on {len(cases)} cases is {worst:.1e}")
-    return worst
 
