@@ -16,7 +16,6 @@ from __future__ import annotations
 import builtins
 import copy
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 import course_lib
+from course_lib import files
 
 MESSAGE_CHARS = 400
 
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(start, len(jobs)):
         (folder / f"started_{i}").touch()
         result = run_exercise(jobs[i]["name"], jobs[i]["source"], jobs[i]["call"], jobs[i]["cases"])
-        part = folder / f"result_{i}.part"
-        torch.save(result, part)
-        os.replace(part, folder / f"result_{i}.pt")
+        files.atomic_write(folder / f"result_{i}.pt", lambda f, result=result: torch.save(result, f))
     return 0
 
 

@@ -24,6 +24,8 @@ TIMEOUT_ERROR = "CellTimeout"
 
 
 def _write(nb, out: str) -> None:
+    """Write then move into place (not course_lib.files.atomic_write: this script imports neither
+    course_lib nor torch, which would add seconds to every submission's start)."""
     tmp = f"{out}.part"
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
