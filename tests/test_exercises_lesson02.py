@@ -1,22 +1,16 @@
-"""Lesson 02's exercises: each graded one accepts a right answer (the lesson's own solution cell
-included) and rejects its typical mistake; hidden cases hold inputs the instant check never shows;
-the end-of-lesson functions find what the lesson says the student should find."""
+"""Lesson 02's exercises: each graded one accepts a right answer and rejects its typical mistake;
+hidden cases hold inputs the instant check never shows; the end-of-lesson functions find what the
+lesson says the student should find."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import nbformat
-import numpy as np
 import pytest
 import torch
 
-import course_lib
 from course_lib import diffusion, exercises, models, pretrained, toy, training
 from course_lib.exercises import classifier_guidance as ex02
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_classifier_guidance.ipynb"
 
 
 def noised_posterior_grad(means, covs, weights, alpha_bar, x, y):  # from scratch, no course_lib
@@ -77,19 +71,6 @@ def test_typical_mistake_fails_public_and_hidden(name):
     gen = torch.Generator().manual_seed(3)
     assert max(_errors(name, WRONG[name], exercise.public_cases(gen))) > 100 * exercise.tolerance
     assert max(_errors(name, WRONG[name], exercise.hidden_cases(gen))) > 100 * exercise.tolerance
-
-
-def test_lesson_solutions_pass_hidden_cases_alone():
-    """The solution cells, run with only the grader's imports, pass every case."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    for exercise in exercises.for_lesson(ex02.LESSON):
-        cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise.name]
-        assert len(cells) == 1, exercise.name
-        namespace = {"math": math, "np": np, "torch": torch, "course_lib": course_lib}
-        exec(cells[0].source, namespace)  # noqa: S102 - the lesson's own solution
-        assert max(_errors(exercise.name, namespace[exercise.name], _all_cases(exercise, 5))) <= exercise.tolerance
-        grade = nb.cells[nb.cells.index(cells[0]) + 1]
-        assert grade.source.startswith(f'checks.check("{exercise.name}", {exercise.name})')
 
 
 def test_hidden_cases_show_what_public_ones_do_not():
