@@ -1,7 +1,6 @@
 """The graded exercises of every lesson: one registry, read by the instant checks and the grader.
 
-How a lesson adds an exercise (the full guide: /tmp/plan/exercise_api.md while the course is
-being written; STYLE.md section 7):
+How a lesson adds an exercise (STYLE.md section 7):
 
 1. In the lesson (nbgrader source format) a solution cell, ``grade_id`` = the exercise name,
    defines ONE function of that name, using only its arguments, ``math``, ``numpy as np``,
@@ -10,11 +9,15 @@ being written; STYLE.md section 7):
    exercise's points whose source is ``checks.check("<name>", <name>)``.
 2. In ``course_lib/exercises/<lesson module>.py`` an entry of ``EXERCISES``::
 
-       Exercise(name="cfg_eps", lesson="03_classifier_free_guidance", points=1,
-                public_cases=lambda gen: [(torch.randn(8, 2, generator=gen), ..., 0.5)],
-                hidden_cases=lambda gen: [...],   # edge cases and random ones
-                reference=lambda eps_c, eps_u, w: (1 + w) * eps_c - w * eps_u,
-                tolerance=1e-5, hint="which quantity / which section to reread")
+       Exercise(name="double", lesson="99_example", points=1,
+                public_cases=lambda gen: [(torch.randn(8, 2, generator=gen),)],  # shown by the check
+                hidden_cases=lambda gen: [(torch.zeros(1, 2),), ...],           # edge cases and random ones
+                reference=lambda x: 2 * x,               # the library's answer, same signature
+                tolerance=1e-5, hint="which quantity / which section to reread, never the formula")
+
+   Arguments and answers are tensors, numbers or tuples of them (they cross a process boundary);
+   ``call`` runs answers that are not a plain ``fn(*args)``, ``compare`` replaces the reference
+   for random answers (see :mod:`course_lib.exercises.core`).
 
 ``REGISTRY`` maps each exercise name to its :class:`Exercise`; :func:`for_lesson` lists a
 lesson's exercises in registry order.
