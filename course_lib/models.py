@@ -118,8 +118,7 @@ class ConditionalMLP(_TimeConditioned):
     classifier-free guidance. The affine term ``A(c) x_t + b(c)`` (a 2x2 matrix and
     a vector per ``(t, y)``, zero at initialisation) carries what is linear in
     ``x_t``: all of ``eps`` at high noise (``eps ~ x_t``), and for one Gaussian
-    class at any ``t`` (``eps = sigma_t (a S + sigma_t^2 I)^{-1} (x_t - sqrt(a) mu)``),
-    so the MLP only learns what bends, and the prediction extrapolates sensibly
+    class at any ``t`` (its exact ``eps`` is affine in ``x_t``), so the MLP only learns what bends, and the prediction extrapolates sensibly
     into the sparse regions that strong guidance visits.
     """
 
