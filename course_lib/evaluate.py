@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from sklearn.metrics import confusion_matrix as _sk_confusion
 
 from . import diffusion, guidance, metrics
 from .conditional import cfg_grid, grid_labels, grid_noise
@@ -172,7 +171,9 @@ def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int
         raise ValueError(f"asked must be a 1-D long tensor of labels in 0..{num_classes}")
     asked = guidance.check_labels(asked, asked.shape[0], num_classes, name="asked", allow_null=True)
     judged = guidance.check_labels(judged, asked.shape[0], num_classes, name="judged")
-    counts = _sk_confusion(asked.cpu().numpy(), judged.cpu().numpy(), labels=list(range(num_classes + 1)))
+    from sklearn.metrics import confusion_matrix as sk_confusion  # here: it costs a second at import time
+
+    counts = sk_confusion(asked.cpu().numpy(), judged.cpu().numpy(), labels=list(range(num_classes + 1)))
     return torch.from_numpy(counts[:, :num_classes]).long()
 
 
