@@ -47,11 +47,6 @@ WRONG = dict(
 )
 
 
-def _errors(name, fn, cases):
-    exercise = exercises.get(name)
-    return [exercise.error(exercise.run(fn, args), args) for args in cases]
-
-
 def _all_cases(exercise, seed):
     gen = torch.Generator().manual_seed(seed)
     return exercise.public_cases(gen) + exercise.hidden_cases(gen)
@@ -62,15 +57,15 @@ def test_right_answer_passes_public_and_hidden(name):
     exercise = exercises.get(name)
     assert exercise.lesson == ex02.LESSON
     for seed in (0, 7):
-        assert max(_errors(name, RIGHT[name], _all_cases(exercise, seed))) <= exercise.tolerance
+        assert max(exercise.errors(RIGHT[name], _all_cases(exercise, seed))) <= exercise.tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_typical_mistake_fails_public_and_hidden(name):
     exercise = exercises.get(name)
     gen = torch.Generator().manual_seed(3)
-    assert max(_errors(name, WRONG[name], exercise.public_cases(gen))) > 100 * exercise.tolerance
-    assert max(_errors(name, WRONG[name], exercise.hidden_cases(gen))) > 100 * exercise.tolerance
+    assert max(exercise.errors(WRONG[name], exercise.public_cases(gen))) > 100 * exercise.tolerance
+    assert max(exercise.errors(WRONG[name], exercise.hidden_cases(gen))) > 100 * exercise.tolerance
 
 
 def test_hidden_cases_show_what_public_ones_do_not():

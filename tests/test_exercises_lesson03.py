@@ -40,11 +40,6 @@ WRONG = dict(
 )
 
 
-def _errors(name, fn, cases):
-    exercise = exercises.get(name)
-    return [exercise.error(exercise.run(fn, args), args) for args in cases]
-
-
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_right_answer_passes_public_and_hidden(name):
     exercise = exercises.get(name)
@@ -52,14 +47,14 @@ def test_right_answer_passes_public_and_hidden(name):
     for seed in (0, 7):
         gen = torch.Generator().manual_seed(seed)
         cases = exercise.public_cases(gen) + exercise.hidden_cases(gen)
-        assert max(_errors(name, RIGHT[name], cases)) <= exercise.tolerance
+        assert max(exercise.errors(RIGHT[name], cases)) <= exercise.tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_typical_mistake_fails_hidden(name):
     exercise = exercises.get(name)
     cases = exercise.hidden_cases(torch.Generator().manual_seed(3))
-    assert max(_errors(name, WRONG[name], cases)) > 100 * exercise.tolerance
+    assert max(exercise.errors(WRONG[name], cases)) > 100 * exercise.tolerance
 
 
 def test_hidden_cases_show_what_public_ones_do_not():

@@ -56,11 +56,6 @@ WRONG = dict(  # the typical mistakes, each caught by the instant check and by t
 )
 
 
-def _errors(name, fn, cases):
-    exercise = exercises.get(name)
-    return [exercise.error(exercise.run(fn, args), args) for args in cases]
-
-
 def _all_cases(exercise, seed):
     gen = torch.Generator().manual_seed(seed)
     return exercise.public_cases(gen) + exercise.hidden_cases(gen)
@@ -75,7 +70,7 @@ def test_right_answer_passes_public_and_hidden(name, capsys):
     exercise = exercises.get(name)
     checks.check(name, RIGHT[name])  # raises AssertionError when too far
     for seed in (0, 7):
-        assert max(_errors(name, RIGHT[name], _all_cases(exercise, seed))) <= exercise.tolerance
+        assert max(exercise.errors(RIGHT[name], _all_cases(exercise, seed))) <= exercise.tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
@@ -86,7 +81,7 @@ def test_typical_mistakes_fail_public_and_hidden(name):
             checks.check(name, wrong)
         gen = torch.Generator().manual_seed(3)
         exercise.public_cases(gen)
-        assert max(_errors(name, wrong, exercise.hidden_cases(gen))) > 10 * exercise.tolerance
+        assert max(exercise.errors(wrong, exercise.hidden_cases(gen))) > 10 * exercise.tolerance
 
 
 def test_hidden_cases_show_what_public_ones_do_not():

@@ -68,6 +68,10 @@ class Exercise:
         that changes its inputs in place cannot change what it is compared with)."""
         return self.call(fn, *copy.deepcopy(args))
 
+    def errors(self, fn: Callable, cases: list[tuple]) -> list[float]:
+        """:meth:`error` of ``fn``'s answer on each case, in order."""
+        return [self.error(self.run(fn, args), args) for args in cases]
+
     def error(self, output: Any, args: tuple) -> float:
         """How far ``output`` is from the right answer on ``args``, in the units of
         ``tolerance``; ``AssertionError`` naming what is wrong for a malformed output."""
