@@ -1,26 +1,22 @@
-"""The graded exercises of every lesson: one registry, read by the instant checks and the grader.
+"""The graded exercises as a student's install knows them: one registry for the instant checks.
 
-How a lesson adds an exercise (STYLE.md section 7):
+Each lesson module (``diffusion_refresher``, ``explicit_conditioning``, ...) lists its
+:class:`Exercise` entries in ``EXERCISES``: name, lesson, points, public cases, tolerance,
+hint, how an answer is run, and the library functions it asks the student to write. The
+references and hidden cases live in the instructor material (``instructor/exercises/``);
+the public cases' right answers are stored in ``expected.pt`` (:mod:`.expected`).
 
-1. In the lesson (nbgrader source format) a solution cell, ``grade_id`` = the exercise name,
-   defines ONE function of that name, using only its arguments, ``math``, ``numpy as np``,
-   ``torch`` and ``course_lib`` (the grader runs the solution cells alone, in a fresh
-   interpreter with only these imports). The next cell is a locked grade cell with the
-   exercise's points whose source is ``checks.check("<name>", <name>)``.
-2. In ``course_lib/exercises/<lesson module>.py`` an entry of ``EXERCISES``::
+How a lesson adds an exercise:
 
-       Exercise(name="double", lesson="99_example", points=1,
-                public_cases=lambda gen: [(torch.randn(8, 2, generator=gen),)],  # shown by the check
-                hidden_cases=lambda gen: [(torch.zeros(1, 2),), ...],           # edge cases and random ones
-                reference=lambda x: 2 * x,               # the library's answer, same signature
-                tolerance=1e-5, hint="which quantity / which section to reread, never the formula")
-
-   Arguments and answers are tensors, numbers or tuples of them (they cross a process boundary);
-   ``call`` runs answers that are not a plain ``fn(*args)``, ``compare`` replaces the reference
-   for random answers (see :mod:`course_lib.exercises.core`).
-
-``REGISTRY`` maps each exercise name to its :class:`Exercise`; :func:`for_lesson` lists a
-lesson's exercises in registry order.
+1. In the source lesson (``instructor/lessons/``, nbgrader source format) a solution cell,
+   ``grade_id`` = the exercise name, defines ONE function of that name, using only its
+   arguments, ``math``, ``numpy as np``, ``torch`` and ``course_lib`` (the grader runs the
+   solution cell alone, in a fresh sandboxed interpreter). The next cell is a locked grade
+   cell with the exercise's points whose source is ``checks.check("<name>", <name>)``.
+2. Here, an :class:`Exercise` entry; in ``instructor/exercises/<module>.py`` its reference,
+   hidden cases and the one-line account of what it tests.
+3. ``python -m course_lib.coursework build-edition`` stores the public answers and writes the
+   student edition (``notebooks/``).
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
-"""The exercise record and how an answer is compared with its reference.
+"""What a student's install knows about a graded exercise, and how an answer is compared.
 
-An :class:`Exercise` is everything the instant check (:func:`course_lib.checks.check`)
-and the grader (``python -m course_lib.coursework grade``) need: the argument tuples to
-call the student's function on (public ones shown by the instant check, hidden ones
-drawn at grading time from a seed the student never sees), the reference answer, the
-tolerance and a hint. Arguments may be any picklable object of ``torch``/``course_lib``
-(tensors, numbers, a model, a schedule); return values must be tensors, Python numbers
-or tuples/lists of them, because the grader reads them back with
-``torch.load(weights_only=True)``.
+An :class:`Exercise` holds the public half of a graded exercise: its name, lesson and
+points, the argument tuples the instant check (:func:`course_lib.checks.check`) calls the
+student's function on, the tolerance, a hint, how to run an answer on one case, and the
+library functions the exercise asks the student to write (its *twins*: a graded solution
+that reaches one scores 0). The references and the hidden cases are instructor material
+(``instructor/exercises/``): the installed package never holds them. The instant check
+compares with stored expected outputs (``expected.pt``, made from the references by
+``python -m course_lib.coursework build-edition`` and checked by hash, :mod:`.expected`).
+
+Arguments may be tensors, numbers, schedules, mixtures or small models; answers must be
+tensors, Python numbers or tuples/lists of them (the grader reads them back with
+``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -29,27 +33,24 @@ def call_plain(fn: Callable, *args: Any) -> Any:
 
 @dataclass(frozen=True)
 class Exercise:
-    """One graded exercise (PLAN's exercise-format contract).
+    """The public half of one graded exercise.
 
-    ``public_cases(gen)`` / ``hidden_cases(gen)`` return lists of argument tuples;
-    ``call(fn, *args)`` runs the student's function on one case (default ``fn(*args)``;
-    an exercise whose answer is itself a function calls it here and returns tensors);
-    ``reference(*args)`` is the expected value of ``call``. ``compare(output, args)``
-    replaces the default comparison with a reference when the answer is random (it
-    returns an error in units of ``tolerance`` and raises ``AssertionError`` with a
-    message for a malformed answer).
+    ``public_cases(gen)`` returns the argument tuples the instant check uses (drawn from a
+    generator seeded with 0); ``call(fn, *args)`` runs the student's function on one case
+    (default ``fn(*args)``; an exercise whose answer is itself a function calls it here and
+    returns tensors; it must be a module-level function of ``course_lib`` so that the
+    grader's harness can import it); ``twins`` are dotted names of the library functions
+    that compute the answer (``"course_lib.guidance.cfg"``, ``"course_lib.toy.GaussianMixture2D.product"``).
     """
 
     name: str
     lesson: str
     points: float
     public_cases: Cases
-    hidden_cases: Cases
-    reference: Callable[..., Any] | None
     tolerance: float = 1e-5
     hint: str = ""
     call: Callable[..., Any] = call_plain
-    compare: Callable[[Any, tuple], float] | None = None
+    twins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -60,25 +61,17 @@ class Exercise:
             raise ValueError(f"points must be a positive number, got {self.points!r}")
         if not (self.tolerance > 0):
             raise ValueError(f"tolerance must be positive, got {self.tolerance!r}")
-        if (self.reference is None) == (self.compare is None):
-            raise ValueError(f"exercise {self.name}: give exactly one of reference and compare")
+        if not all(isinstance(t, str) and t.startswith("course_lib.") for t in self.twins):
+            raise ValueError(f"twins must be dotted names under course_lib, got {self.twins!r}")
+
+    def cases(self) -> list[tuple]:
+        """The public cases, always drawn the same way (the stored expected outputs match them)."""
+        return self.public_cases(torch.Generator().manual_seed(0))
 
     def run(self, fn: Callable, args: tuple) -> Any:
         """The student's answer on one case; the arguments are copied first (an answer
         that changes its inputs in place cannot change what it is compared with)."""
         return self.call(fn, *copy.deepcopy(args))
-
-    def errors(self, fn: Callable, cases: list[tuple]) -> list[float]:
-        """:meth:`error` of ``fn``'s answer on each case, in order."""
-        return [self.error(self.run(fn, args), args) for args in cases]
-
-    def error(self, output: Any, args: tuple) -> float:
-        """How far ``output`` is from the right answer on ``args``, in the units of
-        ``tolerance``; ``AssertionError`` naming what is wrong for a malformed output."""
-        if self.compare is not None:
-            return float(self.compare(output, args))
-        with torch.no_grad():
-            return difference(output, self.reference(*args), self.name)
 
 
 def difference(output: Any, expected: Any, name: str) -> float:

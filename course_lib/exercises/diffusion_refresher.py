@@ -12,41 +12,6 @@ LESSON = "00_diffusion_refresher"
 _LINEAR, _COSINE = diffusion.make_schedule("linear", T=1000), diffusion.make_schedule("cosine", T=1000)
 
 
-def _forward_noise(x0: torch.Tensor, alpha_bar: float, eps: torch.Tensor) -> torch.Tensor:
-    """DDPM eq. 4: ``x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps`` (what :func:`diffusion.q_sample` does)."""
-    return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * eps
-
-
-def _renoise(x_s: torch.Tensor, alpha_bar_s: float, alpha_bar_t: float, eps: torch.Tensor) -> torch.Tensor:
-    """Noise ``x_s`` further to a level ``alpha_bar_t <= alpha_bar_s``: the forward chain's steps compose into
-    ``q(x_t | x_s) = N(sqrt(a_t / a_s) x_s, (1 - a_t / a_s) I)`` (DDPM eq. 4 applied from ``s``, not from 0)."""
-    ratio = alpha_bar_t / alpha_bar_s
-    return ratio**0.5 * x_s + (1 - ratio) ** 0.5 * eps
-
-
-def _ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float) -> torch.Tensor:
-    """Deterministic DDIM (Song et al. 2021, eq. 12, eta = 0), as :func:`diffusion.ddim_step` with ``eta=0``."""
-    x0 = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
-    return alpha_bar_s**0.5 * x0 + (1 - alpha_bar_s) ** 0.5 * eps
-
-
-def _gaussian_eps(x_t: torch.Tensor, alpha_bar: float, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
-    """Tweedie: ``E[eps | x_t] = -sigma_t grad log N(x_t; sqrt(a) mean, a cov + (1 - a) I)`` for data
-    ``N(mean, cov)``, ``a = alpha_bar``: the exact denoiser of a one-component :class:`toy.GaussianMixture2D`."""
-    noised = toy.GaussianMixture2D(mean[None], cov[None], [1.0]).noised(alpha_bar)
-    return (-(1 - alpha_bar) ** 0.5 * noised.score(x_t)).to(x_t.dtype)
-
-
-def _random_gaussian(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A mean in [-2, 2]^2 and a covariance with random axes and standard deviations in [0.2, 1.5]."""
-    mean = 4 * torch.rand(2, generator=gen, dtype=torch.float64) - 2
-    angle = torch.rand((), generator=gen, dtype=torch.float64) * torch.pi
-    c, s = angle.cos(), angle.sin()
-    rot = torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
-    stds = 0.2 + 1.3 * torch.rand(2, generator=gen, dtype=torch.float64)
-    return mean, rot @ torch.diag(stds**2) @ rot.T
-
-
 def _gaussian_case(gen: torch.Generator, mean: torch.Tensor, cov: torch.Tensor, t: int, n: int,
                    dtype: torch.dtype = torch.float64) -> tuple:
     alpha_bar = _LINEAR.alpha_bars[t].item()
@@ -59,14 +24,6 @@ def _gaussian_public(gen: torch.Generator) -> list[tuple]:
     return [_gaussian_case(gen, lessons.means[k], lessons.covs[k], t, 64) for k, t in ((0, 50), (2, 300), (0, 700))]
 
 
-def _gaussian_hidden(gen: torch.Generator) -> list[tuple]:
-    (m1, c1), (m2, c2) = _random_gaussian(gen), _random_gaussian(gen)    # Gaussians the public check never shows
-    t = int(torch.randint(1, 999, (1,), generator=gen))
-    return [_gaussian_case(gen, m1, c1, 0, 32), _gaussian_case(gen, m1, c1, 999, 32),   # t = 0, t = T - 1
-            _gaussian_case(gen, m2, c2, t, 1),                                          # batch of one
-            _gaussian_case(gen, m2, c2, t, 16, torch.float32)]                         # float32 points
-
-
 def _points(gen: torch.Generator, n: int = 64, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     return 3 * torch.randn(n, 2, generator=gen, dtype=dtype) + 1, torch.randn(n, 2, generator=gen, dtype=dtype)
 
@@ -76,33 +33,10 @@ def _forward_public(gen: torch.Generator) -> list[tuple]:
     return [(x0, _LINEAR.alpha_bars[t].item(), eps) for t in (10, 250, 900)]
 
 
-def _forward_hidden(gen: torch.Generator) -> list[tuple]:
-    x0, eps = _points(gen)
-    x64, e64 = _points(gen, 16, torch.float64)
-    ts = torch.randint(1, 999, (3,), generator=gen).tolist()
-    return ([(x0, _LINEAR.alpha_bars[t].item(), eps) for t in (0, 999, *ts)]           # t = 0, t = T - 1, random
-            + [(x0[:1], _COSINE.alpha_bars[ts[0]].item(), eps[:1]),                  # batch of one, cosine
-               (x64, _COSINE.alpha_bars[ts[1]].item(), e64),                         # float64
-               (torch.randn(2, 1, 4, 4, generator=gen), 0.5, torch.randn(2, 1, 4, 4, generator=gen))])  # images
-
-
 def _renoise_public(gen: torch.Generator) -> list[tuple]:
     x, eps = _points(gen)
     return [(x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), eps) for s, t in ((0, 250), (100, 400),
                                                                                             (600, 999))]
-
-
-def _renoise_hidden(gen: torch.Generator) -> list[tuple]:
-    x, eps = _points(gen)
-    x64, e64 = _points(gen, 16, torch.float64)
-    s, t = sorted(torch.randint(1, 999, (2,), generator=gen).tolist())
-    return ([(x, 1.0, _LINEAR.alpha_bars[t].item(), eps),                                # from clean data
-             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[s].item(), eps),       # no step: x_s itself
-             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[999].item(), eps),     # to t = T - 1
-             (x, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), eps)]       # random
-            + [(x[:1], _COSINE.alpha_bars[s].item(), _COSINE.alpha_bars[t].item(), eps[:1]),   # batch of one, cosine
-               (x64, _LINEAR.alpha_bars[s].item(), _LINEAR.alpha_bars[t].item(), e64),         # float64
-               (torch.randn(2, 1, 4, 4, generator=gen), 0.8, 0.3, torch.randn(2, 1, 4, 4, generator=gen))])  # images
 
 
 def _ddim_public(gen: torch.Generator) -> list[tuple]:
@@ -111,30 +45,33 @@ def _ddim_public(gen: torch.Generator) -> list[tuple]:
                                                                                             (150, 20))]
 
 
-def _ddim_hidden(gen: torch.Generator) -> list[tuple]:
-    x, eps = _points(gen, 32, torch.float64)
-    t, s = sorted(torch.randint(0, 1000, (2,), generator=gen).tolist(), reverse=True)
-    return ([(x, eps, _LINEAR.alpha_bars[a].item(), _LINEAR.alpha_bars[b].item())
-             for a, b in ((1, 0), (999, 0), (t, s), (t, t))]                            # last step, one jump, random, none
-            + [(x[:1], eps[:1], _COSINE.alpha_bars[t].item(), _COSINE.alpha_bars[s].item()),  # batch of one, cosine
-               (x.float(), eps.float(), _LINEAR.alpha_bars[500].item(), _LINEAR.alpha_bars[480].item())])  # float32
-
-
 EXERCISES = [
-    Exercise(name="forward_noise", lesson=LESSON, points=1, public_cases=_forward_public,
-             hidden_cases=_forward_hidden, reference=_forward_noise, tolerance=1e-5,
+    Exercise(name="forward_noise",
+             lesson=LESSON,
+             points=1,
+             public_cases=_forward_public,
+             tolerance=1e-5,
              hint="the data and the noise are each scaled by a standard deviation-like factor; "
                   "reread the forward process section: which quantity is a variance?"),
-    Exercise(name="renoise", lesson=LESSON, points=1, public_cases=_renoise_public,
-             hidden_cases=_renoise_hidden, reference=_renoise, tolerance=1e-5,
+    Exercise(name="renoise",
+             lesson=LESSON,
+             points=1,
+             public_cases=_renoise_public,
+             tolerance=1e-5,
              hint="x_s is itself a noised point; write x_t in terms of x_0 and two independent noises, and ask which "
                   "scaling of x_s and which noise variance give x_t the law of the forward process section"),
-    Exercise(name="gaussian_eps", lesson=LESSON, points=1, public_cases=_gaussian_public,
-             hidden_cases=_gaussian_hidden, reference=_gaussian_eps, tolerance=1e-5,
+    Exercise(name="gaussian_eps",
+             lesson=LESSON,
+             points=1,
+             public_cases=_gaussian_public,
+             tolerance=1e-5,
              hint="first write the law of x_t when x_0 is Gaussian (section 1: mean and covariance of a noised "
                   "component), take its score, then turn the score into a noise prediction (section 4)"),
-    Exercise(name="ddim_as_euler", lesson=LESSON, points=1, public_cases=_ddim_public, hidden_cases=_ddim_hidden,
-             reference=_ddim_step, tolerance=1e-5,
+    Exercise(name="ddim_as_euler",
+             lesson=LESSON,
+             points=1,
+             public_cases=_ddim_public,
+             tolerance=1e-5,
              hint="step in the rescaled variables of the ODE section (x divided by sqrt(alpha_bar) and the matching "
                   "sigma_bar), not in x and sigma_t; then return to x"),
 ]
@@ -143,45 +80,3 @@ EXERCISES = [
 # --------------------------------------------------------------------------- end-of-lesson exercises
 
 
-def _oracle_rows(schedule: diffusion.Schedule, samplers: dict[str, dict], n: int = 2000) -> dict[str, tuple[float, float]]:
-    """``{name: (SW to p_0, mean pairwise distance)}`` of the exact denoiser of ``toy.anisotropic()``
-    under each sampler, with lesson 00's seeds (``x_T`` seed 7, sampler seed 8, reference seed 1)."""
-    mixture = toy.anisotropic()
-    reference = mixture.sample(n, generator=torch.Generator().manual_seed(1))[0]
-    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
-    rows = {}
-    for name, kwargs in samplers.items():
-        x = diffusion.sample(mixture.eps_fn(schedule), (n, 2), schedule, x_T=x_T,
-                             generator=torch.Generator().manual_seed(8), **kwargs)
-        rows[name] = (metrics.sliced_wasserstein(x, reference), metrics.mean_pairwise_distance(x))
-    return rows
-
-
-def expected_eta_sweep(steps: tuple[int, ...] = (20, 50),
-                       etas: tuple[float, ...] = (0.0, 0.5, 1.0)) -> dict[tuple[int, float], tuple[float, float]]:
-    """Lesson 00, exercise 1: ``{(steps, eta): (SW, spread)}`` of DDIM with the exact denoiser."""
-    samplers = {(k, eta): dict(steps=k, eta=eta) for k in steps for eta in etas}
-    rows = _oracle_rows(diffusion.make_schedule("linear", T=1000), {str(key): kw for key, kw in samplers.items()})
-    return {key: rows[str(key)] for key in samplers}
-
-
-def expected_schedule_rows(kind: str) -> dict[str, tuple[float, float]]:
-    """Lesson 00, exercise 2: ``{sampler: (SW, spread)}`` of the exact denoiser under schedule ``kind``
-    for DDPM and DDIM with 50, 20 and 10 steps (section 3's oracle rows)."""
-    samplers = {"DDPM, 1000 steps": dict(steps=None), "DDIM, 50 steps": dict(steps=50, eta=0.0),
-                "DDIM, 20 steps": dict(steps=20, eta=0.0), "DDIM, 10 steps": dict(steps=10, eta=0.0)}
-    return _oracle_rows(diffusion.make_schedule(kind, T=1000), samplers)
-
-
-def expected_identity_step(label: int = 1, tolerance: float = 0.05) -> int:
-    """Lesson 00, exercise 3: the first step ``t`` of the linear schedule at which the exact
-    denoiser of class ``label``, ``E[eps | x_t] = M_t (x_t - sqrt(a) mu)`` with
-    ``M_t = sigma_t (a S + sigma_t^2 I)^{-1}``, has ``||M_t - I||_2 < tolerance``."""
-    schedule, cov = diffusion.make_schedule("linear", T=1000), toy.anisotropic().covs[label]
-    eye = torch.eye(2, dtype=torch.float64)
-    for t in range(schedule.T):
-        a = schedule.alpha_bars[t].item()
-        m = (1 - a) ** 0.5 * torch.linalg.inv(a * cov + (1 - a) * eye)
-        if torch.linalg.matrix_norm(m - eye, ord=2) < tolerance:
-            return t
-    raise ValueError(f"||M_t - I|| never falls below tolerance={tolerance!r}")
