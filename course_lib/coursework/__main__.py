@@ -13,6 +13,7 @@ import nbformat
 from .. import data, exercises
 from .batch import find_submissions, grade_all, merge_csv, summary, write_csv
 from .grading import Limits
+from . import versions
 from .versions import lessons, release, solution_cells, source_folder
 from .sandbox import become_subreaper, kill_descendants
 
@@ -65,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("release", help="write the student version of every lesson into DIR")
     p.add_argument("dir", type=Path)
-    p.add_argument("--source", type=Path, help="folder of the instructor's lessons (default: the checkout's notebooks/)")
+    p.add_argument("--source", type=Path,
+                   help="folder of the instructor's solved lessons (default: the checkout's instructor/lessons/)")
     p.add_argument("--force", action="store_true", help="replace student notebooks already in DIR")
+    p = sub.add_parser("build-edition", help="rebuild the student edition (notebooks/) and the instant checks' "
+                                             "stored answers from the instructor material")
+    p.add_argument("--instructor", type=Path, help="the course's instructor/ folder (default: the checkout's)")
     p = sub.add_parser("grade", help="grade submitted notebooks; one line per submission, a summary, a CSV")
     p.add_argument("submissions", type=Path, nargs="+",
                    help="notebooks, or folders <student>/<NN_lesson>.ipynb or <student>/<assignment>/<NN_lesson>.ipynb")
@@ -90,9 +95,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no such CSV: {', '.join(missing)}")
         print(f"wrote {args.csv}: {merge_csv(args.csvs, args.csv)} rows")
         return 0
+    if args.command == "build-edition":
+        try:
+            versions.build_edition(args.instructor)
+        except ValueError as err:
+            parser.error(str(err))
+        return 0
     if args.command == "release":
         try:
-            paths = release(args.dir, source=args.source, force=args.force)
+            paths = release(args.dir, source=args.source, force=args.force, first_cells=versions.edition_first_cells())
         except (FileExistsError, ValueError) as err:
             parser.error(str(err))
         for path in paths:
