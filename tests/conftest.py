@@ -1,8 +1,15 @@
-"""Shared test settings: one torch thread (small tensors run fastest and steadiest so), and the
+"""Shared test settings: the checkout on sys.path for the instructor material, one torch thread (small tensors run fastest and steadiest so), and the
 small random MNIST networks several test modules share."""
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the instructor material (instructor/) is not installed: tests import it from here
+    sys.path.insert(0, str(ROOT))
 
 torch.set_num_threads(1)
 
