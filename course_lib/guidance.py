@@ -259,3 +259,118 @@ def compose(uncond_fn: EpsFn, terms: list[tuple[EpsFn, float]]) -> EpsFn:
         return out
 
     return eps_fn
+
+
+# --- guidance in practice (lesson 06) ---------------------------------------------------------
+
+
+def _check_fraction(value: float, name: str, low: float, high: float, *, open_low: bool = False) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+        and (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ValueError(f"{name} must be a number in {bracket}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _x0_hat(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """``x0_hat = (x_t - sigma_t eps) / sqrt(alpha_bar_t)`` (DDPM eq. 15), per sample."""
+    return (x - _per_sample(schedule.sigmas, t, x) * eps) / _per_sample(schedule.alpha_bars, t, x).sqrt()
+
+
+def rescaled(guided_fn: EpsFn, cond_fn: EpsFn, phi: float) -> EpsFn:
+    """CFG-rescale (Lin et al. 2024, sec. 3.4; diffusers' ``rescale_noise_cfg``, the pipelines'
+    ``guidance_rescale``): per sample, the guided prediction scaled to the standard deviation of
+    the conditional one (over every non-batch dimension), mixed with the unscaled one by ``phi``:
+
+        eps_rescaled = eps_g * std(eps_c) / std(eps_g),    eps = phi eps_rescaled + (1 - phi) eps_g.
+
+    ``phi = 0`` is ``guided_fn`` alone; Lin et al. use ``phi = 0.7``. Typically
+    ``guided_fn = cfg(cond_fn, uncond_fn, w)``."""
+    if not callable(guided_fn) or not callable(cond_fn):
+        raise ValueError("guided_fn and cond_fn must be eps functions (x, t) -> eps")
+    phi = _check_fraction(phi, "phi", 0.0, 1.0)
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_g = guided_fn(x, t)
+        if phi == 0.0:
+            return eps_g
+        dims = list(range(1, eps_g.ndim))
+        std_c, std_g = cond_fn(x, t).std(dim=dims, keepdim=True), eps_g.std(dim=dims, keepdim=True)
+        ratio = torch.where(std_g > 0, std_c / std_g.clamp(min=torch.finfo(std_g.dtype).tiny), torch.ones_like(std_g))
+        return phi * (eps_g * ratio) + (1 - phi) * eps_g
+
+    return eps_fn
+
+
+def threshold_x0(x0: torch.Tensor, percentile: float = 0.995, max_value: float = 1.0) -> torch.Tensor:
+    """Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3) as diffusers'
+    ``DDIMScheduler._threshold_sample``: per sample, ``s`` = the ``percentile`` quantile of
+    ``|x0|`` over every non-batch entry, clamped to ``[1, max_value]``; ``x0`` clipped to
+    ``[-s, s]`` and divided by ``s``. ``max_value = 1`` is static clipping to ``[-1, 1]``."""
+    percentile = _check_fraction(percentile, "percentile", 0.0, 1.0, open_low=True)
+    max_value = _check_weight(max_value, "max_value", 1.0)
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
+        raise ValueError("x0 must be a float tensor [B, ...]")
+    flat = x0.reshape(x0.shape[0], -1)
+    s = torch.quantile(flat.abs(), percentile, dim=1).clamp(1.0, max_value)[:, None]
+    return (torch.maximum(torch.minimum(flat, s), -s) / s).reshape(x0.shape)
+
+
+def thresholded(eps_fn: EpsFn, schedule: Schedule, percentile: float = 0.995, max_value: float = 1.0) -> EpsFn:
+    """The eps whose implied ``x0_hat`` is :func:`threshold_x0` of the wrapped model's ``x0_hat``,
+    converted back to eps at the same ``t``: ``eps' = (x_t - sqrt(alpha_bar_t) x0_thr) / sigma_t``.
+    A DDIM step with ``eps'`` is diffusers' ``DDIMScheduler(thresholding=True,
+    dynamic_thresholding_ratio=percentile, sample_max_value=max_value)`` step with
+    ``use_clipped_model_output=True`` (GLIDE's choice; without it diffusers keeps the unclipped eps
+    in the direction term, which an ``eps_fn`` wrapper cannot express). ``max_value``
+    bounds how far a saturated ``x0_hat`` is scaled down (Imagen: large; diffusers' default 1)."""
+    if not callable(eps_fn):
+        raise ValueError("eps_fn must be an eps function (x, t) -> eps")
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
+    percentile = _check_fraction(percentile, "percentile", 0.0, 1.0, open_low=True)
+    max_value = _check_weight(max_value, "max_value", 1.0)
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        schedule.check_t(t, x.shape[0])
+        x0 = threshold_x0(_x0_hat(x, eps_fn(x, t), t, schedule), percentile, max_value)
+        return (x - _per_sample(schedule.alpha_bars, t, x).sqrt() * x0) / _per_sample(schedule.sigmas, t, x)
+
+    return guided
+
+
+def loss_guidance(eps_fn: EpsFn, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], weight: float,
+                  schedule: Schedule) -> EpsFn:
+    """Guidance by a loss on the denoised guess (Bansal et al. 2023, "universal guidance", forward
+    guidance; Chung et al. 2023, DPS): with ``x0_hat(x_t) = (x_t - sigma_t eps(x_t)) / sqrt(alpha_bar_t)``,
+
+        score_guided = score(x_t) - weight * grad_x loss(x0_hat(x_t)),
+        i.e.  eps_guided = eps(x_t) + weight * sigma_t * grad_x loss(x0_hat(x_t)).
+
+    ``loss_fn(x0_hat [B, ...], t [B]) -> [B]`` is any differentiable per-sample loss (lower is
+    better); the gradient runs through ``eps_fn`` by autograd. ``loss = -log p_clean(y | x0_hat)``
+    turns a classifier of *clean* data into a guide; ``weight = 0`` is ``eps_fn`` itself."""
+    if not callable(eps_fn) or not callable(loss_fn):
+        raise ValueError("eps_fn and loss_fn must be callables: eps_fn(x, t) -> eps, loss_fn(x0_hat, t) -> [B]")
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
+    weight = _check_weight(weight, "weight", 0.0)
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        schedule.check_t(t, x.shape[0])
+        if weight == 0.0:
+            return eps_fn(x, t)
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            eps = eps_fn(x_in, t)
+            loss = loss_fn(_x0_hat(x_in, eps, t, schedule), t)
+            if not isinstance(loss, torch.Tensor) or loss.shape != (x.shape[0],):
+                raise ValueError(f"loss_fn must return one loss per sample [{x.shape[0]}], "
+                                 f"got {getattr(loss, 'shape', type(loss).__name__)}")
+            (grad,) = torch.autograd.grad(loss.sum(), x_in)
+        return (eps.detach() + weight * _per_sample(schedule.sigmas, t, x) * grad).to(x.dtype)
+
+    return guided
