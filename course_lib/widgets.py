@@ -27,7 +27,7 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import conditional, diffusion, guidance, plots
+from . import conditional, diffusion, guidance, plots, static_slider
 from .data import NUM_CLASSES
 from .toy import GaussianMixture2D
 
@@ -317,6 +317,8 @@ class Explorer:
         """The slider, its readout and the figure as an image, wired together (needs ipywidgets).
         The box also carries the figure as ``image/png`` in its display data, so where no widget
         manager runs (a headless execution, a static viewer) the figure still shows."""
+        if static_slider.enabled():  # the course site: every frame in the page, no kernel
+            return static_slider.from_explorer(self)
         import base64
 
         import ipywidgets as W
