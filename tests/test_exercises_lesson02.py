@@ -10,78 +10,82 @@ import pytest
 import torch
 
 from course_lib import diffusion, exercises, models, pretrained, toy, training
-from course_lib.exercises import classifier_guidance as ex02
+from instructor import exercises as graded
+from instructor.exercises import classifier_guidance as ex02
 
 
-def noised_posterior_grad(means, covs, weights, alpha_bar, x, y):  # from scratch, no course_lib
-    m = math.sqrt(alpha_bar) * means                                        # [K, 2]
-    c = alpha_bar * covs + (1 - alpha_bar) * torch.eye(2, dtype=covs.dtype)  # [K, 2, 2]
-    prec = torch.linalg.inv(c)
-    d = x[:, None, :] - m                                                   # [n, K, 2]
-    log_joint = (weights.log() - 0.5 * torch.logdet(c) - 0.5 * torch.einsum("nki,kij,nkj->nk", d, prec, d))
-    post = log_joint.softmax(dim=1)                                         # [n, K]
-    scores = -torch.einsum("kij,nkj->nki", prec, d)                         # [n, K, 2] score of each component
-    y = torch.as_tensor(y).expand(x.shape[0])
-    return scores[torch.arange(x.shape[0]), y] - (post[..., None] * scores).sum(1)
+def noised_logits(means, cov, weights, alpha_bar):  # from scratch
+    c_t = alpha_bar * cov + (1 - alpha_bar) * torch.eye(2, dtype=cov.dtype)
+    prec = torch.linalg.inv(c_t)
+    W = math.sqrt(alpha_bar) * means @ prec                                  # prec is symmetric
+    b = weights.log() - 0.5 * alpha_bar * torch.einsum("ki,ij,kj->k", means, prec, means)
+    return W - W[0], b - b[0]
 
 
-def grad_log_classifier(log_prob_fn, x, t, y):
+def classifier_grad_from_logits(model, x, t, y):
     x = x.detach().requires_grad_(True)
-    return torch.autograd.grad(log_prob_fn(x, t)[torch.arange(len(x)), y].sum(), x)[0]
+    return torch.autograd.grad(model(x, t).log_softmax(1)[torch.arange(len(x)), y].sum(), x)[0]
 
 
 def guided_eps(eps, grad_log_p_y, sigma_t, gamma):
     return eps - gamma * sigma_t * grad_log_p_y
 
 
-def _clean_grad(means, covs, weights, alpha_bar, x, y):  # forgets the noise: the clean mixture's gradient
-    return noised_posterior_grad(means, covs, weights, 1.0, x, y)
+def _raw_logit_grad(model, x, t, y):  # differentiates the logit, not the log-probability
+    x = x.detach().requires_grad_(True)
+    return torch.autograd.grad(model(x, t)[torch.arange(len(x)), y].sum(), x)[0]
 
 
-RIGHT = dict(noised_posterior_grad=noised_posterior_grad, grad_log_classifier=grad_log_classifier,
+RIGHT = dict(noised_logits=noised_logits, classifier_grad_from_logits=classifier_grad_from_logits,
              guided_eps=guided_eps)
 WRONG = dict(
-    noised_posterior_grad=_clean_grad,
-    grad_log_classifier=lambda f, x, t, y: grad_log_classifier(f, x, t, torch.zeros_like(y)),  # one label for all
-    guided_eps=lambda e, g, s, gamma: e - gamma * g / s,                                       # 1 / sigma_t
+    noised_logits=lambda m, c, w, a: noised_logits(m, c, w, 1.0),            # forgets the noise: the clean classifier
+    classifier_grad_from_logits=_raw_logit_grad,
+    guided_eps=lambda e, g, s, gamma: e - gamma * g / s,                       # 1 / sigma_t
 )
 
 
-def _all_cases(exercise, seed):
-    gen = torch.Generator().manual_seed(seed)
-    return exercise.public_cases(gen) + exercise.hidden_cases(gen)
+def test_the_lesson_has_these_exercises_and_no_other():
+    assert [e.name for e in exercises.for_lesson("02_classifier_guidance")] == list(RIGHT)
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_right_answer_passes_public_and_hidden(name):
-    exercise = exercises.get(name)
-    assert exercise.lesson == ex02.LESSON
+    item = graded.get(name)
     for seed in (0, 7):
-        assert max(exercise.errors(RIGHT[name], _all_cases(exercise, seed))) <= exercise.tolerance
+        cases = item.exercise.cases() + item.grading.hidden_cases(torch.Generator().manual_seed(seed))
+        assert max(item.errors(RIGHT[name], cases)) <= item.exercise.tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_typical_mistake_fails_public_and_hidden(name):
-    exercise = exercises.get(name)
-    gen = torch.Generator().manual_seed(3)
-    assert max(exercise.errors(WRONG[name], exercise.public_cases(gen))) > 100 * exercise.tolerance
-    assert max(exercise.errors(WRONG[name], exercise.hidden_cases(gen))) > 100 * exercise.tolerance
+    item = graded.get(name)
+    assert max(item.errors(WRONG[name], item.exercise.cases())) > 100 * item.exercise.tolerance
+    hidden = item.grading.hidden_cases(torch.Generator().manual_seed(3))
+    assert max(item.errors(WRONG[name], hidden)) > 100 * item.exercise.tolerance
 
 
-def test_hidden_cases_show_what_public_ones_do_not():
-    gen = torch.Generator().manual_seed(0)
-    linear = diffusion.make_schedule("linear", T=1000)
-    public = exercises.get("noised_posterior_grad").public_cases(gen)
-    hidden = exercises.get("noised_posterior_grad").hidden_cases(gen)
-    edge = {linear.alpha_bars[0].item(), linear.alpha_bars[999].item()}
-    assert edge <= {args[3] for args in hidden} and not edge & {args[3] for args in public}
-    assert min(args[4].shape[0] for args in hidden) == 1 > 0
-    assert {args[0].shape[0] for args in hidden} - {args[0].shape[0] for args in public}   # another mixture
-    public_gamma = {args[3] for args in exercises.get("guided_eps").public_cases(gen)}
-    hidden_gamma = {args[3] for args in exercises.get("guided_eps").hidden_cases(gen)}
-    assert 0.0 in hidden_gamma and 0.0 not in public_gamma
-    hidden_t = torch.cat([args[3] for args in exercises.get("grad_log_classifier").hidden_cases(gen)])
-    assert {0, 999} <= set(hidden_t.tolist())
+def test_noised_logits_reproduce_the_exact_posterior():
+    ring, schedule = toy.ring(k=5), diffusion.make_schedule("linear", T=1000)
+    x = 2 * torch.randn(50, 2, dtype=torch.float64)
+    for t in (0, 300, 999):
+        a = schedule.alpha_bars[t].item()
+        W, b = ex02._noised_logits(ring.means, ring.covs[0], ring.weights, a)
+        assert torch.allclose(torch.softmax(x @ W.T + b, dim=1), ring.noised(a).posterior(x), atol=1e-10)
+
+
+def test_guided_eps_at_gamma_one_with_exact_parts_is_the_conditional_denoiser():
+    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
+    x, t = torch.randn(40, 2, dtype=torch.float64), torch.full((40,), 300)
+    noised = mixture.noised(schedule.alpha_bars[300].item())
+    grad = noised.score(x, 1) - noised.score(x)
+    eps = ex02._guided_reference(mixture.eps_fn(schedule)(x, t), grad, schedule.sigmas[300].item(), 1.0)
+    assert torch.allclose(eps, mixture.eps_fn(schedule, 1)(x, t), atol=1e-10)
+
+
+def test_every_grading_says_what_it_tests():
+    for item in graded.for_lesson("02_classifier_guidance"):
+        assert "TODO" not in item.grading.understanding + item.grading.shortcut
 
 
 def test_outside_contour_holds_five_per_cent_of_fresh_samples():

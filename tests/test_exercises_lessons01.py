@@ -1,140 +1,115 @@
-"""Lessons 00 and 01: the graded exercises' references against closed forms, and the results
-the end-of-lesson exercises tell the student to expect."""
+"""Lesson 01's graded exercises: a from-scratch answer passes the public and hidden cases, the typical
+mistake fails both, the references agree with the exact oracle; and the results the end-of-lesson
+exercises ask for (instructor material)."""
 
+from __future__ import annotations
+
+import pytest
 import torch
 
-from test_checks import assert_right_and_wrong
-
-from course_lib import diffusion, toy
-from course_lib.exercises import diffusion_refresher as lesson00
-from course_lib.exercises.core import difference
-
-
-def test_gaussian_eps_check_accepts_the_reference_and_rejects_a_variance_for_a_standard_deviation():
-    def wrong(x_t, alpha_bar, mean, cov):
-        return (1 - alpha_bar) * lesson00._gaussian_eps(x_t, alpha_bar, mean, cov) / (1 - alpha_bar) ** 0.5
-
-    assert_right_and_wrong("gaussian_eps", lesson00._gaussian_eps, wrong)
+from course_lib import diffusion, exercises, toy
+from course_lib.exercises import explicit_conditioning as public01
+from instructor import exercises as graded
+from instructor.exercises import explicit_conditioning as lesson01
 
 
-def test_renoise_check_rejects_a_jump_from_x0_and_a_wrong_noise_variance():
-    def from_x0(x_s, a_s, a_t, eps):                     # treats x_s as if it were clean data
-        return a_t**0.5 * x_s + (1 - a_t) ** 0.5 * eps
-
-    def wrong_variance(x_s, a_s, a_t, eps):              # right scaling, the direct jump's noise
-        return (a_t / a_s) ** 0.5 * x_s + (1 - a_t) ** 0.5 * eps
-
-    assert_right_and_wrong("renoise", lesson00._renoise, from_x0)
-    assert_right_and_wrong("renoise", lesson00._renoise, wrong_variance)
+def null_eps(eps, log_lik, weights):
+    return (torch.softmax(weights.log()[None] + log_lik, dim=1).T[..., None] * eps).sum(0)
 
 
-def test_renoise_composes_with_q_sample_into_the_forward_law():
-    """x_0 -> s by q_sample, then s -> t by the reference: the noise relative to x_0 is standard normal."""
-    schedule, gen = diffusion.make_schedule("linear", T=1000), torch.Generator().manual_seed(0)
-    x0 = torch.zeros(200_000, 2, dtype=torch.float64)
-    s, t = 100, 400
-    x_s = diffusion.q_sample(x0, torch.full((len(x0),), s), torch.randn(x0.shape, generator=gen, dtype=torch.float64),
-                             schedule)
-    x_t = lesson00._renoise(x_s, schedule.alpha_bars[s].item(), schedule.alpha_bars[t].item(),
-                            torch.randn(x0.shape, generator=gen, dtype=torch.float64))
-    left = x_t / schedule.sigmas[t].item()
-    assert left.mean(0).abs().max() < 0.01 and (left.std(0) - 1).abs().max() < 0.01
+def noisy_label_eps(eps, log_lik, weights, flip, y):
+    K = weights.shape[0]
+    q = torch.full((K,), flip / (K - 1), dtype=log_lik.dtype)
+    q[y] = 1 - flip
+    return (torch.softmax(weights.log()[None] + q.log()[None] + log_lik, dim=1).T[..., None] * eps).sum(0)
 
 
-def test_gaussian_eps_reference_is_the_closed_form():
-    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
-    x, t = torch.randn(20, 2, dtype=torch.float64), 400
-    a = schedule.alpha_bars[t].item()
-    cov_t = a * mixture.covs[1] + (1 - a) * torch.eye(2, dtype=torch.float64)
-    closed = (1 - a) ** 0.5 * torch.linalg.solve(cov_t, (x - a**0.5 * mixture.means[1]).T).T
-    assert torch.allclose(lesson00._gaussian_eps(x, a, mixture.means[1], mixture.covs[1]), closed)
-    assert torch.allclose(lesson00._gaussian_eps(x, a, mixture.means[1], mixture.covs[1]),
-                          mixture.eps_fn(schedule, y=1)(x, torch.full((20,), t)))
+def gaussian_loss_floor(cov, alpha_bars):
+    D = cov.shape[0]
+    out = [torch.trace(torch.linalg.solve(a * cov + (1 - a) * torch.eye(D, dtype=cov.dtype), a * cov)) / D
+           for a in alpha_bars.to(cov.dtype)]
+    return torch.stack(out).to(alpha_bars.dtype)
 
 
-def test_gaussian_eps_cases_catch_a_missing_noise_term():
-    """A typical mistake (the covariance of x_t without the added noise) fails public and hidden cases."""
-    exercise = lesson00.EXERCISES[[e.name for e in lesson00.EXERCISES].index("gaussian_eps")]
-
-    def wrong(x_t, alpha_bar, mean, cov):
-        return ((1 - alpha_bar) ** 0.5 * torch.linalg.solve(alpha_bar * cov, (x_t.to(cov.dtype) - alpha_bar**0.5 * mean).T)).T
-
-    gen = torch.Generator().manual_seed(0)
-    for cases in (exercise.public_cases(gen), exercise.hidden_cases(gen)):
-        assert max(difference(wrong(*args).to(args[0].dtype), exercise.reference(*args), "x") for args in cases) > 1e-2
+RIGHT = dict(null_eps=null_eps, noisy_label_eps=noisy_label_eps, gaussian_loss_floor=gaussian_loss_floor)
+WRONG = dict(
+    null_eps=lambda eps, log_lik, w: (torch.softmax(log_lik, dim=1).T[..., None] * eps).sum(0),   # weights left out
+    noisy_label_eps=lambda eps, log_lik, w, flip, y: (1 - flip) * eps[y] + flip * null_eps(eps, log_lik, w),  # mix
+    gaussian_loss_floor=lambda cov, ab: 1 - ab,                                                    # sigma^2 alone
+)
 
 
-def test_expected_eta_sweep_matches_the_lesson():
-    rows = lesson00.expected_eta_sweep()
-    assert all(abs(rows[50, eta][0] - rows[50, 0.0][0]) < 0.02 for eta in (0.5, 1.0))
-    assert rows[20, 1.0][0] > max(rows[20, 0.0][0], rows[20, 0.5][0])
-    assert rows[20, 1.0][1] < rows[20, 0.0][1]
+def test_the_lesson_has_these_exercises_and_no_other():
+    assert [e.name for e in exercises.for_lesson("01_explicit_conditioning")] == list(RIGHT)
 
 
-def test_expected_schedule_rows_matches_the_lesson():
-    linear, cosine = lesson00.expected_schedule_rows("linear"), lesson00.expected_schedule_rows("cosine")
-    for steps in ("DDIM, 20 steps", "DDIM, 10 steps"):
-        assert cosine[steps][1] > linear[steps][1]
-    for name in ("DDPM, 1000 steps", "DDIM, 50 steps"):
-        assert abs(cosine[name][0] - linear[name][0]) < 0.02
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_right_answer_passes_public_and_hidden(name):
+    item = graded.get(name)
+    for seed in (0, 7):
+        cases = item.exercise.cases() + item.grading.hidden_cases(torch.Generator().manual_seed(seed))
+        assert max(item.errors(RIGHT[name], cases)) <= item.exercise.tolerance
 
 
-def test_expected_identity_step_in_the_stated_range():
-    assert 450 <= lesson00.expected_identity_step() <= 500
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_typical_mistake_fails_public_and_hidden(name):
+    item = graded.get(name)
+    assert max(item.errors(WRONG[name], item.exercise.cases())) > 100 * item.exercise.tolerance
+    hidden = item.grading.hidden_cases(torch.Generator().manual_seed(3))
+    assert max(item.errors(WRONG[name], hidden)) > 100 * item.exercise.tolerance
 
 
-# --------------------------------------------------------------------------- lesson 01
-
-from course_lib.exercises import explicit_conditioning as lesson01  # noqa: E402
-
-
-def _exercise(module, name):
-    return next(e for e in module.EXERCISES if e.name == name)
-
-
-def test_null_eps_reference_is_the_exact_unconditional_denoiser():
-    """Bayes' rule on the per-label denoisers gives the oracle of the mixture, on every case the grader uses."""
-    exercise = _exercise(lesson01, "null_eps")
-    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
-    x = mixture.sample(64, generator=torch.Generator().manual_seed(0))[0].double()
-    for t in (0, 300, 999):
-        args = lesson01._null_case(mixture, x, t)
-        assert torch.allclose(exercise.reference(*args), mixture.eps_fn(schedule)(x, torch.full((64,), t)), atol=1e-10)
-    gen = torch.Generator().manual_seed(1)
-    assert all(torch.isfinite(exercise.reference(*args)).all() for args in exercise.public_cases(gen) + exercise.hidden_cases(gen))
-
-
-def test_null_eps_check_accepts_the_reference_and_rejects_unweighted_classes():
-    def wrong(eps, log_lik, weights):
-        return (torch.softmax(log_lik, dim=1).T[..., None] * eps).sum(0)
-
-    assert_right_and_wrong("null_eps", lesson01._null_eps, wrong)
-
-
-def test_null_eps_cases_catch_the_usual_mistakes():
-    """The class weights left out, or the likelihoods exponentiated directly (underflow far from the data)."""
-    exercise = _exercise(lesson01, "null_eps")
-
-    def no_weights(eps, log_lik, weights):
-        return (torch.softmax(log_lik, dim=1).T[..., None] * eps).sum(0)
-
+def test_null_eps_underflow_is_caught():
     def underflows(eps, log_lik, weights):
         p = weights[None] * log_lik.exp()
         return ((p / p.sum(1, keepdim=True)).T[..., None] * eps).sum(0)
 
-    gen = torch.Generator().manual_seed(2)
-    for cases in (exercise.public_cases(gen), exercise.hidden_cases(gen)):
-        for wrong in (no_weights, underflows):
-            assert max(exercise.error(wrong(*args), args) for args in cases) > exercise.tolerance
+    item = graded.get("null_eps")
+    assert max(item.errors(underflows, item.exercise.cases())) > item.exercise.tolerance
 
 
-def test_expected_self_consistency_matches_the_lesson():
+def test_null_eps_reference_is_the_exact_unconditional_denoiser():
+    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
+    x = mixture.sample(64, generator=torch.Generator().manual_seed(0))[0].double()
+    for t in (0, 300, 999):
+        args = public01._null_case(mixture, x, t)
+        assert torch.allclose(lesson01._null_eps(*args), mixture.eps_fn(schedule)(x, torch.full((64,), t)), atol=1e-10)
+
+
+def test_noisy_label_eps_limits():
+    """flip = 0: the label's own denoiser; flip = (K - 1) / K: the label says nothing, the null denoiser."""
+    mixture = toy.anisotropic()
+    args = public01._null_case(mixture, torch.randn(30, 2, dtype=torch.float64), 200)
+    assert torch.allclose(lesson01._noisy_label_eps(*args, 0.0, 1), args[0][1])
+    assert torch.allclose(lesson01._noisy_label_eps(*args, 2 / 3, 1), lesson01._null_eps(*args), atol=1e-12)
+
+
+def test_gaussian_loss_floor_matches_monte_carlo():
+    mixture, schedule = toy.anisotropic(), diffusion.make_schedule("linear", T=1000)
+    one = toy.GaussianMixture2D(mixture.means[1:2], mixture.covs[1:2], torch.ones(1))
+    x0 = one.sample(200_000, generator=torch.Generator().manual_seed(1))[0]
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2), dtype=x0.dtype)
+    for t in (10, 300, 700):
+        tt = torch.full((len(x0),), t)
+        mc = ((eps - one.eps_fn(schedule)(diffusion.q_sample(x0, tt, eps, schedule), tt)) ** 2).mean().item()
+        exact = lesson01._gaussian_loss_floor(mixture.covs[1], schedule.alpha_bars[[t]].double()).item()
+        assert abs(mc - exact) < 0.01 * max(exact, 0.01) + 3e-3
+
+
+def test_every_grading_says_what_it_tests():
+    for item in graded.for_lesson("01_explicit_conditioning"):
+        assert "TODO" not in item.grading.understanding + item.grading.shortcut
+
+
+# ---------------------------------------------------------------- end-of-lesson exercises (instructor material)
+
+def test_expected_self_consistency():
     errors = lesson01.expected_self_consistency(ts=(0, 50, 300, 700))
     assert errors[0] == max(errors.values())
     assert errors[300] < errors[0] / 10
 
 
-def test_expected_rare_sweep_matches_the_lesson():
+def test_expected_rare_sweep():
     rows = lesson01.expected_rare_sweep(fractions=(0.2, 0.006))
     balanced = rows[1.0]
     assert abs(rows[0.2][1] - balanced[1]) < 0.01
@@ -142,7 +117,7 @@ def test_expected_rare_sweep_matches_the_lesson():
     assert rows[0.2][2] > 3 * balanced[2] and rows[0.006][2] > rows[0.2][2]
 
 
-def test_expected_dropout_matches_the_lesson():
+def test_expected_dropout():
     fits = lesson01.expected_dropout()
     null = 3
     assert fits[0.0][null][0] > 100 * fits[0.0][null][1]

@@ -1,65 +1,50 @@
-"""Graded exercises of lesson 02 (classifier guidance), and the expected results of its
-end-of-lesson exercises.
-
-Graded: ``noised_posterior_grad`` (the exact classifier gradient of a noised mixture),
-``grad_log_classifier`` (the same by autograd, for any classifier) and ``guided_eps``
-(the guided prediction a sampler is handed). The ``expected_*`` functions compute what
-the end-of-lesson exercises ask the student to find, so that a test (and an instructor)
-can confirm the stated result.
-"""
+"""Graded exercises of lesson 02 (classifier guidance): the public half (cases, hints, twins)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Callable
 
 import torch
 
-from .. import conditional, diffusion, evaluate, guidance, metrics, pretrained, toy, widgets
-from .core import Exercise
+from .. import diffusion, models, toy
+from .core import Exercise, seed_from
 
 LESSON = "02_classifier_guidance"
 _LINEAR = diffusion.make_schedule("linear", T=1000)
+_MIXTURE = "course_lib.toy.GaussianMixture2D"
 
 
-# --- graded: noised_posterior_grad(means, covs, weights, alpha_bar, x, y) -------------------------------------
+def rotated_cov(angle: float, major: float, minor: float) -> torch.Tensor:
+    """``[2, 2]`` float64 covariance with standard deviations ``major``, ``minor`` along axes turned by ``angle``."""
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    return rot @ torch.diag(torch.tensor([major**2, minor**2], dtype=torch.float64)) @ rot.T
 
 
-def _mixture_args(mixture: toy.GaussianMixture2D) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return mixture.means.clone(), mixture.covs.clone(), mixture.weights.clone()
+def _logits_public(gen: torch.Generator) -> list[tuple]:
+    three = torch.tensor([[-1.6, -1.0], [1.6, -1.0], [0.0, 1.8]], dtype=torch.float64)
+    weights = torch.tensor([0.4, 0.35, 0.25], dtype=torch.float64)
+    shared = rotated_cov(0.5, 0.9, 0.35)
+    return [(three, shared, weights, _LINEAR.alpha_bars[t].item()) for t in (50, 300, 700)]
 
 
-def _posterior_case(gen: torch.Generator, mixture: toy.GaussianMixture2D, t: int, n: int,
-                    per_point_labels: bool) -> tuple:
-    x = 2.5 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
-    y = torch.randint(mixture.num_classes, (n,), generator=gen) if per_point_labels else \
-        int(torch.randint(mixture.num_classes, (1,), generator=gen))
-    return (*_mixture_args(mixture), _LINEAR.alpha_bars[t].item(), x, y)
+def tiny_classifier(seed: int, num_classes: int = 3) -> torch.nn.Module:
+    """A small noise-aware classifier ``model(x, t) -> logits`` with initial weights drawn from ``seed``; torch's
+    global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return models.NoisyClassifier2D(num_classes, T=1000, width=16, depth=1).eval()
 
 
-def _posterior_public(gen: torch.Generator) -> list[tuple]:
-    return [_posterior_case(gen, toy.anisotropic(), 300, 100, per_point_labels=True),
-            _posterior_case(gen, toy.anisotropic(), 600, 100, per_point_labels=False)]
-
-
-# --- graded: grad_log_classifier(log_prob_fn, x, t, y) ---------------------------------------------------------
-
-def _call_grad_log_classifier(fn: Callable, mixture: toy.GaussianMixture2D, schedule: diffusion.Schedule,
-                              x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return fn(mixture.log_posterior_fn(schedule), x, t, y)
-
-
-def _classifier_case(gen: torch.Generator, mixture: toy.GaussianMixture2D, n: int, t: torch.Tensor) -> tuple:
-    x = 2.5 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
-    return mixture, _LINEAR, x, t, torch.randint(mixture.num_classes, (n,), generator=gen)
+def _classifier_case(gen: torch.Generator, K: int, n: int, t: torch.Tensor) -> tuple:
+    model = tiny_classifier(seed_from(gen), K)
+    x = 2.5 * torch.randn(n, 2, generator=gen)
+    return model, x, t, torch.randint(K, (n,), generator=gen)
 
 
 def _classifier_public(gen: torch.Generator) -> list[tuple]:
-    return [_classifier_case(gen, toy.anisotropic(), 200, torch.full((200,), 300))]
-
-
-# --- graded: guided_eps(eps, grad_log_p_y, sigma_t, gamma) -----------------------------------------------------
+    return [_classifier_case(gen, 3, 64, torch.full((64,), 300)),
+            _classifier_case(gen, 3, 64, torch.randint(0, 1000, (64,), generator=gen))]
 
 
 def _guided_public(gen: torch.Generator) -> list[tuple]:
@@ -68,30 +53,29 @@ def _guided_public(gen: torch.Generator) -> list[tuple]:
 
 
 EXERCISES = [
-    Exercise(name="noised_posterior_grad",
+    Exercise(name="noised_logits",
              lesson=LESSON,
              points=1,
-             public_cases=_posterior_public,
+             public_cases=_logits_public,
              tolerance=1e-6,
-             hint="what is the law of x_t given its class (lesson 0, the noised mixture)? Then Bayes' rule on "
-                  "scores (section 1): the prior p(y) drops out"),
-    Exercise(name="grad_log_classifier",
+             hint="write log p_t(k | x) by Bayes' rule with lesson 0's law of a noised class; with one covariance "
+                  "shared by every class, which terms are the same for all k and so cancel in the softmax?",
+             twins=(f"{_MIXTURE}.posterior", f"{_MIXTURE}.log_posterior_fn", f"{_MIXTURE}.log_prob",
+                    f"{_MIXTURE}.score", "course_lib.toy.OracleClassifier")),
+    Exercise(name="classifier_grad_from_logits",
              lesson=LESSON,
              points=1,
              public_cases=_classifier_public,
-             tolerance=1e-6,
-             call=_call_grad_log_classifier,
-             hint="each point needs the gradient of its own label's log-probability; autograd differentiates a "
-                  "scalar, and points do not interact"),
+             tolerance=1e-5,
+             hint="guidance needs the gradient of a log-probability (section 1), and a network outputs logits; "
+                  "autograd differentiates a scalar, and the points of a batch do not interact",
+             twins=("course_lib.guidance.classifier_log_prob_grad", "course_lib.guidance.classifier_log_prob_fn",
+                    "course_lib.guidance.classifier_guidance")),
     Exercise(name="guided_eps",
              lesson=LESSON,
              points=1,
              public_cases=_guided_public,
              tolerance=1e-5,
-             hint="find the eps whose score (lesson 0: score = -eps / sigma_t) is the guided score of section 1"),
+             hint="find the eps whose score (lesson 0: score = -eps / sigma_t) is the guided score of section 1",
+             twins=("course_lib.guidance.classifier_guidance",)),
 ]
-
-
-# --- expected results of the end-of-lesson exercises ------------------------------------------------------------
-
-

@@ -5,43 +5,54 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Callable
+
 import torch
+
 from course_lib import conditional, diffusion, evaluate, guidance, metrics, pretrained, toy, widgets
-from course_lib.exercises.core import Exercise
-from course_lib.exercises.classifier_guidance import _LINEAR, _classifier_case, _mixture_args, _posterior_case
+from course_lib.exercises.classifier_guidance import _LINEAR, _classifier_case, rotated_cov
 from .core import Grading
 
 
-def _exact_noised_grad(means: torch.Tensor, covs: torch.Tensor, weights: torch.Tensor, alpha_bar: float,
-                       x: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
-    """``grad_x log p(y | x_t) = score_t(x_t | y) - score_t(x_t)`` of the mixture noised to ``alpha_bar``
-    (Bayes' rule on scores; ``x_t | y ~ N(sqrt(a) mu_y, a Sigma_y + (1 - a) I)``)."""
-    noised = toy.GaussianMixture2D(means, covs, weights).noised(alpha_bar)
-    return noised.score(x, y) - noised.score(x)
+def _noised_logits(means: torch.Tensor, cov: torch.Tensor, weights: torch.Tensor,
+                   alpha_bar: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact noise-aware classifier of a mixture whose classes share ``cov`` is a linear softmax:
+    ``log p_t(k | x) = W_k . x + b_k + const(x)`` with ``C_t = a cov + (1 - a) I``,
+    ``W_k = sqrt(a) C_t^-1 mu_k``, ``b_k = log pi_k - a mu_k^T C_t^-1 mu_k / 2``; returned relative to class 0."""
+    a = float(alpha_bar)
+    c_t = a * cov.double() + (1 - a) * torch.eye(cov.shape[0], dtype=torch.float64)
+    solved = torch.linalg.solve(c_t, means.double().T).T                              # [K, 2]: C_t^-1 mu_k
+    W = a**0.5 * solved
+    b = weights.double().log() - 0.5 * a * (means.double() * solved).sum(1)
+    return (W - W[:1]).to(means.dtype), (b - b[:1]).to(means.dtype)
 
 
-def _posterior_hidden(gen: torch.Generator) -> list[tuple]:
-    return [_posterior_case(gen, toy.anisotropic(), 0, 50, per_point_labels=True),       # t = 0: sharp classes
-            _posterior_case(gen, toy.anisotropic(), 999, 50, per_point_labels=True),     # t = T - 1: all but merged
-            _posterior_case(gen, toy.ring(k=5), 200, 1, per_point_labels=True),          # batch of one, 5 classes
-            _posterior_case(gen, toy.unequal_weights(), 450, 60, per_point_labels=False)]  # unequal weights
+def _logits_hidden(gen: torch.Generator) -> list[tuple]:
+    ring = toy.ring(k=5)                                                                # isotropic, five classes
+    K = 4
+    means = 4 * torch.rand(K, 2, generator=gen, dtype=torch.float64) - 2
+    weights = torch.rand(K, generator=gen, dtype=torch.float64) + 0.1
+    cov = rotated_cov(torch.rand((), generator=gen).item() * math.pi, 1.2, 0.3)
+    two = means[:2].clone()
+    return [(ring.means.clone(), ring.covs[0].clone(), ring.weights.clone(), _LINEAR.alpha_bars[200].item()),
+            (means, cov, weights / weights.sum(), 1.0),                                 # clean data
+            (means, cov, weights / weights.sum(), _LINEAR.alpha_bars[999].item()),      # t = T - 1
+            (two, cov, torch.tensor([0.9, 0.1], dtype=torch.float64), _LINEAR.alpha_bars[400].item()),  # two, unequal
+            (means.float(), cov.float(), (weights / weights.sum()).float(), _LINEAR.alpha_bars[100].item())]  # float32
 
 
-def _exact_grad(mixture: toy.GaussianMixture2D, schedule: diffusion.Schedule, x: torch.Tensor, t: torch.Tensor,
-                y: torch.Tensor) -> torch.Tensor:
-    """``grad_x log p(y | x_t)`` of the exact noised mixture, each point at its own ``t``."""
-    out = torch.empty_like(x)
-    for step in t.unique().tolist():
-        at = t == step
-        out[at] = _exact_noised_grad(*_mixture_args(mixture), schedule.alpha_bars[step].item(), x[at],
-                                     y[at]).to(x.dtype)
-    return out
+def _grad_from_logits(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``grad_x log softmax(model(x, t))[i, y_i]`` for every point ``i`` (the log-probability, not the logit)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        chosen = model(x, t).log_softmax(dim=1)[torch.arange(len(x)), y].sum()
+        return torch.autograd.grad(chosen, x)[0]
 
 
 def _classifier_hidden(gen: torch.Generator) -> list[tuple]:
-    return [_classifier_case(gen, toy.ring(k=4), 50, torch.randint(0, 1000, (50,), generator=gen)),  # t per point
-            _classifier_case(gen, toy.anisotropic(), 1, torch.tensor([999])),                       # batch of one
-            _classifier_case(gen, toy.unequal_weights(), 40, torch.full((40,), 0))]                 # t = 0
+    return [_classifier_case(gen, 5, 40, torch.randint(0, 1000, (40,), generator=gen)),     # five classes, t per point
+            _classifier_case(gen, 3, 1, torch.tensor([999])),                               # batch of one, T - 1
+            _classifier_case(gen, 3, 30, torch.full((30,), 0)),                             # t = 0
+            _classifier_case(gen, 2, 30, torch.randint(0, 1000, (30,), generator=gen))]                 # two classes
 
 
 def _guided_reference(eps: torch.Tensor, grad: torch.Tensor, sigma_t: float, gamma: float) -> torch.Tensor:
@@ -162,10 +173,20 @@ def expected_judge_guidance(gammas: Sequence[float] = (1.0, 3.0, 10.0), *, m: in
 
 
 GRADING = [
-    Grading(name="noised_posterior_grad", reference=_exact_noised_grad, hidden_cases=_posterior_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="grad_log_classifier", reference=_exact_grad, hidden_cases=_classifier_hidden,
-            understanding="TODO", shortcut="TODO"),
+    Grading(name="noised_logits", reference=_noised_logits, hidden_cases=_logits_hidden,
+            understanding="Bayes' rule on lesson 0's noised class laws: with a shared covariance the quadratic terms "
+                          "cancel, so the exact noise-aware classifier is linear, its slopes shrinking with t; logits "
+                          "are defined only up to a shift common to all classes",
+            shortcut="the mixture's posterior, log_posterior_fn, log_prob, score and OracleClassifier are twins; the "
+                     "lesson displays Bayes' rule on scores, not the classifier's weights"),
+    Grading(name="classifier_grad_from_logits", reference=_grad_from_logits, hidden_cases=_classifier_hidden,
+            understanding="guidance needs grad log p(y | x_t), the log-softmax of the logits (the normaliser pushes "
+                          "away from the other classes), each point with its own label and t, by one autograd call",
+            shortcut="guidance.classifier_log_prob_grad, classifier_log_prob_fn and classifier_guidance are twins; "
+                     "differentiating the raw logit (the displayed p_phi is a probability) fails every case"),
     Grading(name="guided_eps", reference=_guided_reference, hidden_cases=_guided_hidden,
-            understanding="TODO", shortcut="TODO"),
+            understanding="moving between scores and eps: the guided score s_gamma becomes eps_hat = eps - gamma "
+                          "sigma_t grad log p(y | x_t), from score = -eps / sigma_t",
+            shortcut="guidance.classifier_guidance is a twin; the lesson displays the guided score and "
+                     "score = -eps/sigma_t separately, never the eps form"),
 ]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import torch
+import math
+
 from course_lib import diffusion, metrics, toy
-from course_lib.exercises.core import Exercise
 from course_lib.exercises.diffusion_refresher import _COSINE, _LINEAR, _gaussian_case, _points
 from .core import Grading
-
-
-def _forward_noise(x0: torch.Tensor, alpha_bar: float, eps: torch.Tensor) -> torch.Tensor:
-    """DDPM eq. 4: ``x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps`` (what :func:`diffusion.q_sample` does)."""
-    return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * eps
 
 
 def _renoise(x_s: torch.Tensor, alpha_bar_s: float, alpha_bar_t: float, eps: torch.Tensor) -> torch.Tensor:
@@ -19,6 +15,30 @@ def _renoise(x_s: torch.Tensor, alpha_bar_s: float, alpha_bar_t: float, eps: tor
     ``q(x_t | x_s) = N(sqrt(a_t / a_s) x_s, (1 - a_t / a_s) I)`` (DDPM eq. 4 applied from ``s``, not from 0)."""
     ratio = alpha_bar_t / alpha_bar_s
     return ratio**0.5 * x_s + (1 - ratio) ** 0.5 * eps
+
+
+def _bayes_accuracy(mu: float, std: float, weight: float, alpha_bars: torch.Tensor) -> torch.Tensor:
+    """The accuracy of the Bayes classifier of ``x_t`` for clean classes ``y = 0: N(-mu, std^2)`` and
+    ``y = 1: N(mu, std^2)`` with ``p(y = 1) = weight``, at each signal level: ``x_t | y ~ N(+-a mu, v)`` with
+    ``a = sqrt(alpha_bar)``, ``v = alpha_bar std^2 + 1 - alpha_bar``; the rule says 1 above
+    ``c = v log((1 - weight) / weight) / (2 a mu)``, so the accuracy is
+    ``weight Phi((a mu - c) / sqrt v) + (1 - weight) Phi((c + a mu) / sqrt v)``."""
+    ab = alpha_bars.double()
+    a, v = ab.sqrt(), ab * std**2 + 1 - ab
+    c = v * math.log((1 - weight) / weight) / (2 * a * mu)
+    acc = weight * torch.special.ndtr((a * mu - c) / v.sqrt()) + (1 - weight) * torch.special.ndtr((c + a * mu) / v.sqrt())
+    return acc.to(alpha_bars.dtype)
+
+
+def _accuracy_hidden(gen: torch.Generator) -> list[tuple]:
+    mu, std = 0.5 + 2 * torch.rand((), generator=gen).item(), 0.2 + torch.rand((), generator=gen).item()
+    weight = 0.1 + 0.8 * torch.rand((), generator=gen).item()
+    return [(mu, std, weight, _LINEAR.alpha_bars[::7].clone()),                    # random classes, weights
+            (mu, std, 0.9, _COSINE.alpha_bars.clone()),                             # one class rare, cosine to T - 1
+            (1.0, 0.05, 0.5, _LINEAR.alpha_bars[:300].clone()),                     # nearly separable when clean
+            (mu, std, weight, torch.tensor([1.0], dtype=torch.float64)),            # clean data, one level
+            (mu, std, 0.5, _LINEAR.alpha_bars[[500]].clone()),                      # batch of one
+            (mu, std, weight, _LINEAR.alpha_bars[::13].float())]                    # float32 levels
 
 
 def _ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float) -> torch.Tensor:
@@ -50,16 +70,6 @@ def _gaussian_hidden(gen: torch.Generator) -> list[tuple]:
     return [_gaussian_case(gen, m1, c1, 0, 32), _gaussian_case(gen, m1, c1, 999, 32),   # t = 0, t = T - 1
             _gaussian_case(gen, m2, c2, t, 1),                                          # batch of one
             _gaussian_case(gen, m2, c2, t, 16, torch.float32)]                         # float32 points
-
-
-def _forward_hidden(gen: torch.Generator) -> list[tuple]:
-    x0, eps = _points(gen)
-    x64, e64 = _points(gen, 16, torch.float64)
-    ts = torch.randint(1, 999, (3,), generator=gen).tolist()
-    return ([(x0, _LINEAR.alpha_bars[t].item(), eps) for t in (0, 999, *ts)]           # t = 0, t = T - 1, random
-            + [(x0[:1], _COSINE.alpha_bars[ts[0]].item(), eps[:1]),                  # batch of one, cosine
-               (x64, _COSINE.alpha_bars[ts[1]].item(), e64),                         # float64
-               (torch.randn(2, 1, 4, 4, generator=gen), 0.5, torch.randn(2, 1, 4, 4, generator=gen))])  # images
 
 
 def _renoise_hidden(gen: torch.Generator) -> list[tuple]:
@@ -129,12 +139,24 @@ def expected_identity_step(label: int = 1, tolerance: float = 0.05) -> int:
 
 
 GRADING = [
-    Grading(name="forward_noise", reference=_forward_noise, hidden_cases=_forward_hidden,
-            understanding="TODO", shortcut="TODO"),
     Grading(name="renoise", reference=_renoise, hidden_cases=_renoise_hidden,
-            understanding="TODO", shortcut="TODO"),
+            understanding="the forward chain is Markov: noise from s to t scales x_s by sqrt(a_t/a_s) and adds variance "
+                          "1 - a_t/a_s, derived from composing two Gaussian steps, not read off a formula",
+            shortcut="the lesson displays only the jump from x_0; applying it to x_s (or q_sample) gives the wrong "
+                     "scale and variance, and no library function re-noises from s"),
+    Grading(name="bayes_accuracy", reference=_bayes_accuracy, hidden_cases=_accuracy_hidden,
+            understanding="where along t the class is decided: the noised class laws, Bayes' rule with a prior (the "
+                          "threshold moves with the weights) and the Gaussian tail of each class beyond it",
+            shortcut="no library function gives a Bayes accuracy; sampling with the mixture's posterior is off by "
+                     "~1e-2, far above the tolerance, and the lesson displays no accuracy formula"),
     Grading(name="gaussian_eps", reference=_gaussian_eps, hidden_cases=_gaussian_hidden,
-            understanding="TODO", shortcut="TODO"),
+            understanding="Tweedie for Gaussian data: the noised law N(sqrt(a) mu, a S + sigma^2 I), its score, and "
+                          "eps = -sigma_t * score combined into sigma_t (a S + sigma^2 I)^-1 (x - sqrt(a) mu)",
+            shortcut="the mixture's eps_fn, score and log_prob (and OracleDenoiser) are twins and score 0; the lesson "
+                     "displays the noised law and score = -eps/sigma but not the Gaussian's score or its eps"),
     Grading(name="ddim_as_euler", reference=_ddim_step, hidden_cases=_ddim_hidden,
-            understanding="TODO", shortcut="TODO"),
+            understanding="deterministic DDIM from Tweedie: x0-hat from eps, re-noised to s with the same eps, i.e. one "
+                          "Euler step of dx_bar/dsigma_bar = eps in the rescaled variables",
+            shortcut="diffusion.ddim_step and diffusion.sample are twins and score 0; section 3 describes DDIM in "
+                     "words only, so the update has to be derived"),
 ]
