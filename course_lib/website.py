@@ -129,7 +129,8 @@ def execute(path: Path, timeout: float = 900):
             NotebookClient(nb, timeout=timeout, kernel_name="python3",
                            resources={"metadata": {"path": folder}}).execute()
     except CellExecutionError as error:
-        last = [line for line in str(error).splitlines() if line.strip()][-1:]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # the traceback's colours
+        last = [line for line in text.splitlines() if line.strip()][-1:]
         raise SiteError(f"{path.name}: a cell failed: {last[0] if last else error}") from None
     finally:
         if old is None:
