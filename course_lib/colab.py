@@ -46,6 +46,8 @@ def install_cell_source(repository: str = REPOSITORY, ref: str = REF) -> str:
 
 
 def _owner_repo(repository: str) -> tuple[str, str]:
+    if not repository:
+        raise ValueError("repository is not set: give course_lib/colab.py REPOSITORY the public URL")
     match = _GITHUB.match(repository)
     if not match:
         raise ValueError(f"repository must be https://github.com/<owner>/<name>, got {repository!r}")
@@ -62,3 +64,23 @@ def binder_url(repository: str = REPOSITORY, ref: str = REF) -> str:
     """Where Binder opens JupyterLab on the student edition."""
     owner, name = _owner_repo(repository)
     return f"https://mybinder.org/v2/gh/{owner}/{name}/{ref}?urlpath=lab/tree/notebooks"
+
+
+def badges(notebooks: list[str], repository: str = REPOSITORY, ref: str = REF) -> str:
+    """The README's Markdown: a Binder badge, then one Colab badge per notebook path."""
+    lines = [f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(repository, ref)})"]
+    lines += [f"[![Open {n.rsplit('/', 1)[-1].removesuffix('.ipynb')} in Colab]"
+              f"(https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(n, repository, ref)})"
+              for n in notebooks]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m course_lib.colab: print the badges of the checkout's notebooks/
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        print(badges([p.relative_to(root).as_posix() for p in sorted((root / "notebooks").glob("[0-9]*.ipynb"))]))
+    except ValueError as error:
+        sys.exit(f"error: {error}")

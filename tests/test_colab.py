@@ -77,6 +77,11 @@ def test_badge_urls_and_bad_addresses():
         colab.colab_url("notebooks/x.ipynb", "https://example.org/x")
     with pytest.raises(ValueError, match="REPOSITORY"):
         colab.requirement("")
+    with pytest.raises(ValueError, match="REPOSITORY"):
+        colab.binder_url("")
+    lines = colab.badges(["notebooks/00_a.ipynb", "notebooks/01_b.ipynb"], REPO).splitlines()
+    assert len(lines) == 3 and lines[0].startswith("[![Binder]") and "Open 01_b in Colab" in lines[2]
+    assert lines[2].endswith(f"({colab.colab_url('notebooks/01_b.ipynb', REPO)})")
 
 
 def test_binder_files_install_cpu_torch_and_the_course_then_prefetch():
