@@ -12,6 +12,7 @@ Needs Debian's ``chromium`` at ``/usr/bin/chromium`` and the ``playwright`` pack
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -138,6 +139,19 @@ def site(tmp_path_factory) -> Path:
     lessons = os.environ.get("COURSE_LIB_SITE_LESSONS", "03").split()
     website.build(out, _source(), lessons)
     return out
+
+
+def test_printed_output_shows_no_raw_latex(site):
+    """What the lessons print (stream outputs, not figures or prose) is read as plain text:
+    no ``$p(x \\mid y)$``."""
+    tex = re.compile(r"\$[^$\n]*[a-zA-Z\\][^$\n]*\$|\\(mid|gamma|epsilon|nabla|tilde|varnothing)\b")
+    found = []
+    for path in sorted(site.glob("[0-9][0-9]_*.html")):
+        page = path.read_text(encoding="utf-8")
+        for block in re.findall(r'<div class="jp-RenderedText[^"]*"[^>]*>\s*<pre>(.*?)</pre>', page, re.S):
+            text = html.unescape(re.sub(r"<[^>]+>", "", block))
+            found += [f"{path.stem}: {line.strip()[:120]}" for line in text.splitlines() if tex.search(line)]
+    assert not found, "\n".join(found)
 
 
 def test_the_site_renders_offline_and_every_slider_moves_its_image(site):
