@@ -17,7 +17,7 @@ from typing import Callable
 
 import nbformat
 
-from .. import exercises
+from .. import colab, exercises
 from ..exercises import expected
 from . import material
 
@@ -145,8 +145,11 @@ def build_edition(instructor: str | Path | None = None, *, report: Callable[[str
 
 
 def edition_first_cells() -> list[nbformat.NotebookNode]:
-    """Cells every student lesson opens with (after its title and the edition note)."""
-    return []
+    """Cells every student lesson opens with (after its title and the edition note): the
+    Colab-only install cell (:mod:`course_lib.colab`; it does nothing elsewhere)."""
+    cell = nbformat.v4.new_code_cell(colab.install_cell_source())
+    cell["id"] = "colab-install"
+    return [cell]
 
 
 def unregistered(source: Path) -> list[str]:
