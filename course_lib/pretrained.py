@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .diffusion import Schedule, make_schedule
+from .distillation import GuidanceUNet
 from .files import atomic_write, sha256
 from .models import ConditionalMLP, NoisyClassifier2D
 from .toy import GaussianMixture2D
@@ -82,6 +83,7 @@ register("mnist_cfg", ConditionalUNet, "python -m course_lib.train mnist")
 register("mnist_classifier", NoisyImageClassifier, "python -m course_lib.train mnist")
 register("mnist_judge", ImageClassifier, "python -m course_lib.train mnist")  # evaluation only, never guidance
 register("mnist_cfg_weak", ConditionalUNet, "python -m course_lib.train mnist-weak")  # autoguidance's weak guide
+register("mnist_cfg_distilled", GuidanceUNet, "python -m course_lib.train mnist-distilled")  # takes w as an input
 
 
 @dataclass

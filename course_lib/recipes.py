@@ -16,7 +16,10 @@ MNIST (``python -m course_lib.train mnist``), all from :class:`DigitsRecipe`:
   never steers sampling; it grades it (:mod:`course_lib.evaluate`);
 - ``mnist_cfg_weak`` (``python -m course_lib.train mnist-weak``): a smaller, briefly trained
   copy of ``mnist_cfg`` (:meth:`DigitsRecipe.weak`), the "bad model" that autoguidance
-  extrapolates away from (Karras et al. 2024).
+  extrapolates away from (Karras et al. 2024);
+- ``mnist_cfg_distilled`` (``python -m course_lib.train mnist-distilled``): ``mnist_cfg`` under CFG
+  distilled into one network that takes ``w`` as an input (Meng et al. 2023,
+  :class:`~course_lib.distillation.DistillRecipe`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import classifier_metrics, data, evaluate, pretrained, toy
+from . import classifier_metrics, data, distillation, evaluate, pretrained, toy
 from .device import pick_device
 from .diffusion import Schedule, make_schedule
 from .models import ConditionalMLP, NoisyClassifier2D
@@ -38,7 +41,8 @@ from .training import TrainHistory, seeded_init, train_classifier, train_diffusi
 from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
 COMMANDS = {"toy": "python -m course_lib.train toy", "mnist": "python -m course_lib.train mnist",
-            "mnist-weak": "python -m course_lib.train mnist-weak"}
+            "mnist-weak": "python -m course_lib.train mnist-weak",
+            "mnist-distilled": "python -m course_lib.train mnist-distilled"}
 
 
 def training_meta(config: Any, *, arch: dict, schedule: dict, command: str, seed: int, steps: int, batch_size: int,
@@ -351,10 +355,28 @@ def train_weak(recipe: DigitsRecipe | None = None, *, root=None, command: str = 
     return path
 
 
+def train_distilled(recipe: distillation.DistillRecipe = distillation.DistillRecipe(), *, progress: bool = True,
+                    command: str = COMMANDS["mnist-distilled"]) -> tuple[torch.nn.Module, dict, TrainHistory]:
+    """Distil the shipped ``mnist_cfg`` into ``mnist_cfg_distilled`` by ``recipe`` on the CPU;
+    returns the student, its meta (:func:`training_meta`) and its history."""
+    teacher = pretrained.load("mnist_cfg")
+    x, y = data.load_mnist("train")
+    cpu = time.process_time()
+    model, history = distillation.train_distilled(teacher.model, x, y, teacher.schedule, recipe, progress=progress)
+    arch = {**teacher.meta["arch"], "w_max": recipe.w_max}
+    meta = training_meta(recipe, arch=arch, schedule=teacher.meta["schedule"], command=command, seed=recipe.seed,
+                         steps=recipe.steps, batch_size=recipe.batch_size, history=history,
+                         cpu_seconds=time.process_time() - cpu, teacher="mnist_cfg", data_source=data.last_source(),
+                         num_train=int(x.shape[0]))
+    return model, meta, history
+
+
 # --------------------------------------------------------------------------- one call for the lessons
 
 def _train_mnist(name: str, device: str | torch.device | None,
                  progress: bool) -> tuple[torch.nn.Module, dict, TrainHistory]:
+    if name == "mnist_cfg_distilled":
+        return train_distilled(distillation.DistillRecipe.quick(), progress=progress)
     recipe = DigitsRecipe.weak() if name == "mnist_cfg_weak" else DigitsRecipe.quick()
     x, y = data.load_mnist("train")
     if name in ("mnist_cfg", "mnist_cfg_weak"):
@@ -372,7 +394,8 @@ def load_or_train(name: str, *, from_scratch: bool = False, device: str | torch.
     :class:`~course_lib.training.TrainHistory`: per-step losses, seconds).
 
     From scratch, 2-D networks train on the CPU by the shipped recipe and seed; MNIST networks
-    by :meth:`DigitsRecipe.quick` (``mnist_cfg_weak``: :meth:`DigitsRecipe.weak`) on ``device``
+    by :meth:`DigitsRecipe.quick` (``mnist_cfg_weak``: :meth:`DigitsRecipe.weak`; ``mnist_cfg_distilled``:
+    the shipped teacher distilled by :meth:`~course_lib.distillation.DistillRecipe.quick`, CPU) on ``device``
     (None: CUDA, then MPS, then the CPU), with ``threads`` torch threads during training
     (None: as set), restored afterwards."""
     if name not in pretrained.REGISTRY:

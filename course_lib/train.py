@@ -7,6 +7,7 @@ with :func:`course_lib.pretrained.save`, recording this exact command line::
     python -m course_lib.train toy              # toy_cfg and toy_classifier
     python -m course_lib.train mnist            # mnist_judge, mnist_cfg, mnist_classifier
     python -m course_lib.train mnist-weak       # mnist_cfg_weak, autoguidance's weak guide
+    python -m course_lib.train mnist-distilled  # mnist_cfg_distilled, mnist_cfg with w as an input
     python -m course_lib.train toy --seed 1 --out /tmp/w   # another seed, another folder
     python -m course_lib.train --help
 
@@ -25,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from . import classifier_metrics, evaluate, pretrained, recipes
+from . import classifier_metrics, distillation, evaluate, pretrained, recipes
 from .device import pick_device
 from .diffusion import make_schedule
 
@@ -105,6 +106,26 @@ def _mnist_weak(args: argparse.Namespace, command: str) -> list[Path]:
     say(f"training on {device}")
     path = recipes.train_weak(recipes.DigitsRecipe.weak(seed=args.seed), root=args.out, command=command,
                               progress=not args.quiet, say=say, device=device)
+    say(f"wrote {path}")
+    return [path]
+
+
+@recipe("mnist-distilled", "mnist_cfg_distilled: the shipped mnist_cfg under CFG distilled into one network that "
+                           "takes w as an input (Meng et al. 2023; needs the shipped mnist_cfg and mnist_judge; CPU)")
+def _mnist_distilled(args: argparse.Namespace, command: str) -> list[Path]:
+    say = _say(args)
+    model, meta, _ = recipes.train_distilled(distillation.DistillRecipe(seed=args.seed), progress=not args.quiet,
+                                             command=command)
+    say(f"mnist_cfg_distilled: {meta['seconds']:.0f} s ({meta['cpu_seconds']:.0f} s CPU) on {meta['threads']} "
+        f"thread(s), final loss {meta['final_loss']:.5f}")
+    teacher, judge = pretrained.load("mnist_cfg"), pretrained.load("mnist_judge")
+    meta["versus_teacher"] = report = distillation.compare_with_teacher(model, teacher.model, judge.model,
+                                                                        teacher.schedule)
+    for w, row in report["by_w"].items():
+        say(f"  w={w}: " + "; ".join(f"{k} accuracy {v['accuracy']:.3f} +- {v['se']:.3f}, diversity "
+                                     f"{v['diversity']:.2f}, {v['calls_per_sample']:.0f} calls/sample"
+                                     for k, v in row.items()))
+    path = pretrained.save("mnist_cfg_distilled", model, meta, command=command, root=args.out)
     say(f"wrote {path}")
     return [path]
 
