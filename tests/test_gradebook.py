@@ -128,6 +128,26 @@ def test_resume_removes_an_unfinished_last_row_and_grades_that_submission_again(
     assert [r["status"] for r in _rows(path)] == ["ok"] * 5
 
 
+def test_resume_grades_again_the_rows_of_the_graders_own_failures(klass, tmp_path):
+    path = tmp_path / "grades.csv"
+
+    def flaky(path, student):
+        if student == "ben":
+            raise RuntimeError("disk hiccup")
+        return fake()(path, student)
+
+    with Gradebook(path, ["cfg_eps"], order=ORDER) as book:
+        batch.grade_all(batch.scan([klass]), grade=flaky, gradebook=book)
+    assert {r["student"]: r["status"] for r in _rows(path)}["ben"] == "grader error"
+    calls = []
+    with Gradebook(path, order=ORDER, resume=True) as book:
+        assert book.regraded == 1
+        batch.grade_all(batch.scan([klass]), grade=fake(calls=calls), gradebook=book)
+    assert [s for _, s in calls] == ["ben"]
+    assert sorted((r["student"], r["status"]) for r in _rows(path)) == [(s, "ok") for s in
+                                                                         ("ann", "ben", "cat", "dan", "eve")]
+
+
 def test_a_new_gradebook_never_replaces_a_file_and_resume_wants_a_gradebook(tmp_path):
     (tmp_path / "grades.csv").write_text("student,lesson,score,max_score,status,file,note\n")
     with pytest.raises(FileExistsError):

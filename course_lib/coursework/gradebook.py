@@ -29,6 +29,7 @@ TEXT_COLUMNS = {"student", "lesson", "status", "file", "note"}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 MAX_GRADEBOOK_BYTES = 256 << 20
+REGRADE = ("grader error", "library changed")  # statuses a resumed batch grades again
 
 
 def printable(name: str | bytes) -> str:
@@ -94,9 +95,11 @@ class Gradebook:
     """An open gradebook CSV (module docstring). ``columns``: the exercise columns of a new file;
     ``order``: every exercise name in registry order (where a widened header puts new ones).
     ``resume=False`` refuses an existing file (``FileExistsError``); ``resume=True`` reopens it
-    (``ValueError`` when it is not a gradebook). Thread-safe."""
+    (``ValueError`` when it is not a gradebook) and removes the rows whose status is in
+    ``regrade`` (the grader's failures, not the student's: they are graded again). Thread-safe."""
 
-    def __init__(self, path: Path, columns: list[str] = (), *, order: list[str] = (), resume: bool = False):
+    def __init__(self, path: Path, columns: list[str] = (), *, order: list[str] = (), resume: bool = False,
+                 regrade: tuple[str, ...] = REGRADE):
         self.path, self.order = Path(path), list(order)
         problem = output_problem(self.path)
         if problem:
@@ -106,12 +109,20 @@ class Gradebook:
         self.rows: list[dict[str, str]] = []
         self._keys: set[tuple[str, str]] = set()
         self.dropped = ""  # an unfinished last line found on resume, removed
+        self.regraded = 0  # rows removed on resume because their status is in ``regrade``
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         self._fd = os.open(self.path, flags | (0 if resume else os.O_EXCL), 0o644)
         try:
             if not stat.S_ISREG(os.fstat(self._fd).st_mode):
                 raise ValueError(f"--csv {self.path} is not a regular file")
             existing = self._read_existing() if resume else None
+            if existing:
+                kept = [r for r in existing if r.get("status") not in regrade]
+                self.regraded = len(existing) - len(kept)
+                if self.regraded:
+                    self.rows = kept
+                    self._keys = {(r.get("student"), r.get("file")) for r in kept}
+                    self._rewrite(self.columns)
             if existing is None:
                 self.columns = self._sorted(list(dict.fromkeys(columns)))
                 self._append([FIRST + self.columns + LAST])
@@ -182,8 +193,11 @@ class Gradebook:
         os.fsync(self._fd)
 
     def _widen(self, new: list[str]) -> None:
-        """Rewrite the file with ``new`` exercise columns added: a new file, renamed over the old."""
-        columns = self._sorted(self.columns + new)
+        """Rewrite the file with ``new`` exercise columns added."""
+        self._rewrite(self._sorted(self.columns + new))
+
+    def _rewrite(self, columns: list[str]) -> None:
+        """Write the header and :attr:`rows` to a new file, renamed over the old (either is whole)."""
         header = FIRST + columns + LAST
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
