@@ -69,10 +69,12 @@ class Submission:
         return printable(os.path.abspath(self.path))
 
 
-def prefix_lesson(name: str) -> str:
-    """The graded lesson named by the ``NN_`` prefix of a file name, or ``""``."""
+def prefix_lesson(name: str, known: Iterable[str] | None = None) -> str:
+    """The graded lesson (of ``known``, default every lesson of :mod:`course_lib.exercises`) named
+    by the ``NN_`` prefix of a file name, or ``""``."""
     match = re.match(r"(\d\d)_", name)
-    found = [lesson for lesson in exercises.lessons() if match and lesson.startswith(match.group(0))]
+    known = exercises.lessons() if known is None else known
+    found = [lesson for lesson in known if match and lesson.startswith(match.group(0))]
     return found[0] if len(found) == 1 else ""
 
 
@@ -85,9 +87,9 @@ def _visible(folder: Path, skip: Iterable[str] = ()) -> list[Path]:
                   if p.name not in skip and not (p.name.startswith(".") and not p.name.endswith(".ipynb")))
 
 
-def _entry(child: Path, student: str, scope: str, depth: int) -> list[Submission]:
+def _entry(child: Path, student: str, scope: str, depth: int, known: list[str]) -> list[Submission]:
     """What one entry of a student's folder (``depth`` 0) or assignment folder (1) gives."""
-    lesson, note = prefix_lesson(child.name), ""
+    lesson, note = prefix_lesson(child.name, known), ""
     if child.is_symlink():
         target = os.path.realpath(child)
         if not _inside(target, scope):
@@ -100,7 +102,7 @@ def _entry(child: Path, student: str, scope: str, depth: int) -> list[Submission
         return [Submission(child, student, lesson, "refused", f"cannot be read: {err.strerror}")]
     if stat.S_ISDIR(info.st_mode):
         if depth == 0:
-            return _student(child, student, scope, 1)
+            return _student(child, student, scope, known, 1)
         return [Submission(child, student, "", "not a notebook", "a folder below <student>/<assignment>/: not looked into")]
     if not stat.S_ISREG(info.st_mode):
         return [Submission(child, student, lesson, "refused", "not a regular file (a FIFO, a socket or a device)")]
@@ -114,24 +116,24 @@ def _entry(child: Path, student: str, scope: str, depth: int) -> list[Submission
     return [Submission(child, student, lesson, "", note, (info.st_dev, info.st_ino))]
 
 
-def _student(folder: Path, student: str, scope: str, depth: int = 0) -> list[Submission]:
+def _student(folder: Path, student: str, scope: str, known: list[str], depth: int = 0) -> list[Submission]:
     """Every entry of one student's folder (and of its assignment folders)."""
     try:
         children = _visible(folder, IGNORED)
     except OSError as err:
         return [Submission(folder, student, "", "refused", f"the folder cannot be listed: {err.strerror}")]
-    found = [s for child in children for s in _entry(child, student, scope, depth)]
+    found = [s for child in children for s in _entry(child, student, scope, depth, known)]
     if not children and depth == 0:
         found.append(Submission(folder, student, "", "no notebook", "the student's folder is empty"))
     return found
 
 
-def _folder(root: Path) -> list[Submission]:
+def _folder(root: Path, known: list[str]) -> list[Submission]:
     """A folder argument: one student's folder (it holds notebooks) or a folder of student folders."""
     real = os.path.realpath(root)
     children = _visible(root)
     if any(c.name.endswith(".ipynb") for c in children):
-        return _student(root, printable(Path(real).name), real)
+        return _student(root, printable(Path(real).name), real, known)
     found = []
     for child in children:
         student = printable(child.name)
@@ -141,29 +143,32 @@ def _folder(root: Path) -> list[Submission]:
             found.append(Submission(child, student, "", "refused", f"symbolic link to {printable(target)}, {where}: "
                                                                    "not followed"))
         elif child.is_dir():
-            found += _student(child, student, os.path.realpath(child))
+            found += _student(child, student, os.path.realpath(child), known)
         elif child.is_file():
-            found.append(Submission(child, "", prefix_lesson(child.name), "not a notebook",
+            found.append(Submission(child, "", prefix_lesson(child.name, known), "not a notebook",
                                     "a file beside the student folders, not in one"))
         else:
             found.append(Submission(child, "", "", "refused", "not a regular file (a FIFO, a socket or a device)"))
     return found
 
 
-def _file(path: Path, info: os.stat_result) -> Submission:
+def _file(path: Path, info: os.stat_result, known: list[str]) -> Submission:
     """A notebook named by itself: its student is its folder (or the one above an assignment folder)."""
     parent = Path(os.path.realpath(path.parent))
     assignment = parent.name[:3] == path.name[:3] and parent.name[:2].isdigit()
     student = printable((parent.parent if assignment else parent).name)
+    lesson = prefix_lesson(path.name, known)
     if info.st_size > NOTEBOOK_BYTES:
-        return Submission(path, student, prefix_lesson(path.name), "refused",
+        return Submission(path, student, lesson, "refused",
                           f"the file takes {info.st_size} bytes (more than {NOTEBOOK_BYTES}): not graded")
-    return Submission(path, student, prefix_lesson(path.name), identity=(info.st_dev, info.st_ino))
+    return Submission(path, student, lesson, identity=(info.st_dev, info.st_ino))
 
 
-def scan(paths: Iterable[Path]) -> list[Submission]:
-    """Every entry under ``paths`` (module docstring); ``ValueError`` for a path that does not
-    exist, is not a file or folder, or is a folder without any notebook."""
+def scan(paths: Iterable[Path], lessons: Iterable[str] | None = None) -> list[Submission]:
+    """Every entry under ``paths`` (module docstring); ``lessons``: the graded lessons (default
+    those of :mod:`course_lib.exercises`). ``ValueError`` for a path that does not exist, is not
+    a file or folder, or is a folder without any notebook."""
+    known = exercises.lessons() if lessons is None else list(lessons)
     found: list[Submission] = []
     for path in map(Path, paths):
         try:
@@ -171,9 +176,9 @@ def scan(paths: Iterable[Path]) -> list[Submission]:
         except OSError:
             raise ValueError(f"no such notebook or folder: {printable(str(path))}") from None
         if stat.S_ISREG(info.st_mode):
-            found.append(_file(path, info))
+            found.append(_file(path, info, known))
         elif stat.S_ISDIR(info.st_mode):
-            mine = _folder(path)
+            mine = _folder(path, known)
             if not any(s.path.name.endswith(".ipynb") for s in mine):
                 raise ValueError(f"no notebooks in {printable(str(path))} (expected <student>/<NN_lesson>.ipynb or "
                                  "<student>/<assignment>/<NN_lesson>.ipynb)")
@@ -222,13 +227,13 @@ def fingerprint(folders: list[Path]) -> dict[str, str]:
     return found
 
 
-def _submission(path: Path, student: str) -> Submission:
+def _submission(path: Path, student: str, known: list[str] | None) -> Submission:
     try:
         info = os.stat(path)
         identity = (info.st_dev, info.st_ino)
     except OSError:
         identity = None
-    return Submission(Path(path), printable(student), prefix_lesson(Path(path).name), identity=identity)
+    return Submission(Path(path), printable(student), prefix_lesson(Path(path).name, known), identity=identity)
 
 
 def _outcome(sub: Submission, grade: Callable[[Path, str], Result], sandboxed: bool) -> Result:
@@ -275,7 +280,8 @@ def grade_all(submissions: list, *, jobs: int = 1, watch: list[Path] = (), repor
         if warm and options.get("graded") is not None:
             warm_up(options["graded"])  # every reference and case generator imports before any submission runs
         grade = functools.partial(grade_submission, sandboxed=sandboxed, **options)
-    subs = [s if isinstance(s, Submission) else _submission(*s) for s in submissions]
+    known = sorted({g.lesson for g in options["graded"].values()}) if options.get("graded") else None
+    subs = [s if isinstance(s, Submission) else _submission(*s, known) for s in submissions]
     todo = [s for s in subs if gradebook is None or not gradebook.has(s.student, s.file)]
     before = fingerprint(list(watch))
     lock, results, stop = threading.Lock(), [], threading.Event()
