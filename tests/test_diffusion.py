@@ -25,6 +25,33 @@ def test_linear_schedule_endpoints_at_T_1000():
     assert math.isclose(float(s.betas[0]), 1e-4) and math.isclose(float(s.betas[-1]), 0.02)
 
 
+def test_linear_schedule_values_pinned_to_ho_et_al():
+    """Ho et al. 2020, sec. 4: betas linear from 1e-4 to 0.02 over T = 1000 steps; at another T both
+    ends scale by 1000 / T (Nichol & Dhariwal 2021, sec. 3.2 do the same), capped at 0.999."""
+    s = diffusion.make_schedule("linear", 1000)
+    for i in [1, 250, 500, 998]:
+        assert float(s.betas[i]) == pytest.approx(1e-4 + (0.02 - 1e-4) * i / 999, rel=1e-12)
+    s = diffusion.make_schedule("linear", 100)
+    assert float(s.betas[0]) == pytest.approx(1e-3) and float(s.betas[-1]) == pytest.approx(0.2)
+    assert float(s.betas[50]) == pytest.approx(1e-3 + (0.2 - 1e-3) * 50 / 99, rel=1e-12)
+    assert float(diffusion.make_schedule("linear", 10).betas[-1]) == pytest.approx(0.999)
+
+
+@pytest.mark.parametrize("T", [50, 1000])
+def test_cosine_schedule_pinned_to_nichol_dhariwal_eq_17(T):
+    """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = f(t) / f(0), f(t) = cos^2((t / T + s) / (1 + s) * pi / 2),
+    s = 0.008, t = 1..T; our index i is their step t = i + 1. Eq. 18 caps each beta at 0.999, which
+    only touches the last steps. Computed here with math.cos, one value at a time."""
+    def f(t):
+        return math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    s = diffusion.make_schedule("cosine", T)
+    for i in [0, 1, T // 10, T // 4, T // 2, 3 * T // 4, 9 * T // 10]:
+        assert float(s.alpha_bars[i]) == pytest.approx(f(i + 1) / f(0), rel=1e-9, abs=1e-12)
+        assert float(s.betas[i]) == pytest.approx(min(1 - f(i + 1) / f(i), 0.999), rel=1e-9)
+    assert float(s.betas[-1]) == pytest.approx(0.999)  # f(T) = 0: the cap of eq. 18
+
+
 @pytest.mark.parametrize("kind, T", [("quadratic", 100), ("linear", 1), ("linear", 10.0)])
 def test_bad_schedule_raises(kind, T):
     with pytest.raises(ValueError, match="kind|T must"):
@@ -70,10 +97,114 @@ MIX = toy.GaussianMixture2D([[-1.5, 0.3], [1.0, -0.6], [0.2, 1.4]],
                             [0.55, 0.3, 0.15])
 
 
-@pytest.mark.parametrize("steps, eta", [(None, 1.0), (50, 0.0), (50, 1.0), (20, 0.0)])
-def test_sampler_with_exact_eps_reproduces_the_mixture(steps, eta):
-    """The exact denoiser through each sampler gives the mixture, within the
-    distance between two independent exact samples (the sampling-noise floor)."""
+def exact_moments(mix: toy.GaussianMixture2D) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of a mixture from its parameters: m = sum pi_k mu_k,
+    C = sum pi_k (S_k + mu_k mu_k^T) - m m^T (the law of total variance)."""
+    w, mu, cov = mix.weights, mix.means, mix.covs
+    mean = (w[:, None] * mu).sum(0)
+    second = (w[:, None, None] * (cov + mu[:, :, None] * mu[:, None, :])).sum(0)
+    return mean, second - mean[:, None] * mean[None]
+
+
+LAW_TOL = 0.04  # exact sets of 10,000 points: at most 0.02 (five seeds); 5% wider or narrower: at least 0.086
+
+
+def law_error(x: torch.Tensor, mix: toy.GaussianMixture2D) -> float:
+    """How far the sample set ``x [n, 2]`` is from the mixture's exact law: the larger of the mean's
+    error over the root of the total variance and the covariance's relative (Frobenius) error."""
+    mean, cov = exact_moments(mix)
+    x = x.double()
+    mean_error = (x.mean(0) - mean).norm() / cov.trace().sqrt()
+    cov_error = (torch.cov(x.T) - cov).norm() / cov.norm()
+    return float(max(mean_error, cov_error))
+
+
+def widened(x: torch.Tensor, factor: float = 1.05) -> torch.Tensor:
+    """The sample set spread ``factor`` times as wide about its own mean."""
+    centre = x.mean(0)
+    return centre + factor * (x - centre)
+
+
+N_LAW = 10_000
+COSINE_200 = diffusion.make_schedule("cosine", 200)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_law_check_fails_a_set_5_percent_too_wide(seed):
+    """The tolerance the samplers must meet tells a 5% error in spread or position from sampling noise."""
+    x, _ = MIX.sample(N_LAW, generator=torch.Generator().manual_seed(seed))
+    assert law_error(x, MIX) < LAW_TOL
+    assert law_error(widened(x, 1.05), MIX) > LAW_TOL
+    assert law_error(widened(x, 0.95), MIX) > LAW_TOL
+    assert law_error(x + 0.05 * exact_moments(MIX)[1].trace().sqrt() * torch.tensor([0.6, 0.8]), MIX) > LAW_TOL
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_sampling_over_all_steps_with_exact_eps_gives_the_mixture(eta):
+    """steps=None runs all T steps: ancestral DDPM at eta = 1, DDIM over every step otherwise.
+    With the exact denoiser each gives the data law within LAW_TOL (measured: 0.017, 0.018, 0.024)."""
+    g = torch.Generator().manual_seed(0)
+    out = diffusion.sample(MIX.eps_fn(COSINE_200), (N_LAW, 2), COSINE_200, eta=eta, generator=g)
+    assert law_error(out, MIX) < LAW_TOL
+    assert law_error(widened(out), MIX) > LAW_TOL
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_eta_below_one_over_all_steps_is_ddim_over_all_steps(eta):
+    """The documented branch steps=None, eta != 1: the same draws as DDIM with steps=T, not DDPM's."""
+    s, eps_fn = diffusion.make_schedule("linear", 100), MIX.eps_fn(diffusion.make_schedule("linear", 100))
+    out = diffusion.sample(eps_fn, (64, 2), s, eta=eta, generator=torch.Generator().manual_seed(4))
+    ddim = diffusion.sample(eps_fn, (64, 2), s, steps=100, eta=eta, generator=torch.Generator().manual_seed(4))
+    ddpm = diffusion.sample(eps_fn, (64, 2), s, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(out, ddim)
+    assert (out - ddpm).abs().max() > 0.05
+    if eta == 0.0:  # deterministic: the generator only draws x_T
+        x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(5))
+        a = diffusion.sample(eps_fn, (64, 2), s, eta=0.0, x_T=x_T, generator=torch.Generator().manual_seed(6))
+        b = diffusion.sample(eps_fn, (64, 2), s, eta=0.0, x_T=x_T, generator=torch.Generator().manual_seed(7))
+        torch.testing.assert_close(a, b)
+
+
+def test_ddim_step_noise_is_eta_times_the_ddpm_posterior_std():
+    """Song et al. 2021, eq. 16 between consecutive steps equals eta^2 times DDPM's posterior variance
+    beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t (Ho et al. 2020, eq. 7)."""
+    s = diffusion.make_schedule("linear", 100)
+    z = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for t in [1, 40, 99]:
+        ab, ab_prev, beta = float(s.alpha_bars[t]), float(s.alpha_bars[t - 1]), float(s.betas[t])
+        beta_tilde = (1 - ab_prev) / (1 - ab) * beta
+        for eta in [0.0, 0.5, 1.0]:
+            x = torch.zeros(20_000, 2, dtype=torch.float64)
+            out = diffusion.ddim_step(x, z, t, t - 1, s, eta, torch.Generator().manual_seed(1))
+            noise = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+            sigma = eta * math.sqrt(beta_tilde)
+            # x0_hat = -sqrt(1 - ab) z / sqrt(ab), direction sqrt(1 - ab_prev - sigma^2) z, noise sigma
+            expected = (-math.sqrt(ab_prev * (1 - ab) / ab) + math.sqrt(1 - ab_prev - sigma**2)) * z + sigma * noise
+            torch.testing.assert_close(out, expected)
+
+
+def test_ddpm_step_is_the_posterior_mean_of_eq_7_plus_its_noise():
+    """Algorithm 2's mean (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) is eq. 7's
+    posterior mean sqrt(ab_{t-1}) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_{t-1}) / (1 - ab_t) x_t
+    with x0 = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t); the noise has variance beta_tilde_t; no noise at t = 0."""
+    s = diffusion.make_schedule("cosine", 100)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(8, 2, generator=g, dtype=torch.float64), torch.randn(8, 2, generator=g, dtype=torch.float64)
+    for t in [0, 1, 50, 99]:
+        ab, beta, alpha = float(s.alpha_bars[t]), float(s.betas[t]), 1 - float(s.betas[t])
+        ab_prev = float(s.alpha_bars[t - 1]) if t > 0 else 1.0
+        x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+        mean = math.sqrt(ab_prev) * beta / (1 - ab) * x0 + math.sqrt(alpha) * (1 - ab_prev) / (1 - ab) * x
+        noise = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        expected = mean + (math.sqrt((1 - ab_prev) / (1 - ab) * beta) * noise if t > 0 else 0)
+        torch.testing.assert_close(diffusion.ddpm_step(x, eps, t, s, torch.Generator().manual_seed(1)), expected)
+
+
+@pytest.mark.parametrize("steps, eta", [(50, 0.0), (50, 1.0), (20, 0.0)])
+def test_few_step_ddim_with_exact_eps_is_close_to_the_mixture(steps, eta):
+    """DDIM over few steps is biased (its discretisation error: the covariance is off by about 5% at
+    50 steps and 12% at 20 on this mixture), so here the looser sliced-Wasserstein check: within the
+    distance between two independent exact sample sets (the sampling-noise floor)."""
     s = diffusion.make_schedule("linear", 1000)
     g = torch.Generator().manual_seed(0)
     n = 3000
