@@ -1,6 +1,8 @@
 """The training loops: loss goes down, label dropout and paired dropout do what they say,
 seeds reproduce, EMA forgets the random start, bad arguments are named."""
 
+import math
+
 import pytest
 import torch
 
@@ -62,6 +64,29 @@ def test_label_dropout_replaces_labels_with_null(data) -> None:
     labels = torch.cat([c[2] for c in spy.calls])
     share = (labels == 3).float().mean().item()
     assert 0.15 < share < 0.25 and set(labels.tolist()) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("p_uncond", [0.2, 0.5])
+def test_label_dropout_in_train_diffusion_drops_each_label_at_rate_p_and_keeps_the_rest(p_uncond) -> None:
+    """guidance.drop_labels as train_diffusion applies it (Ho & Salimans 2021, Algorithm 1): every
+    training label is the null label with probability p_uncond, whatever its class, and otherwise its
+    own. Each x0 encodes its label (x0 = ((y + 1) 1e4, 0)), so the spy reads the source label off x_t."""
+    y = torch.arange(600) % 3
+    x0 = torch.stack([(y + 1).float() * 1e4, torch.zeros(600)], 1)
+    spy = LabelSpy(_model())
+    training.train_diffusion(spy, x0, y, SCHEDULE, steps=40, batch_size=250, p_uncond=p_uncond, progress=False,
+                             generator=torch.Generator().manual_seed(7))
+    seen, nulls = torch.zeros(3), torch.zeros(3)
+    for x_t, t, labels in spy.calls:
+        source = (x_t[:, 0] / (1e4 * SCHEDULE.alpha_bars[t].sqrt().float())).round().long() - 1
+        kept = labels != 3
+        assert torch.equal(labels[kept], source[kept])
+        seen += torch.bincount(source, minlength=3)
+        nulls += torch.bincount(source[~kept], minlength=3)
+    share = nulls / seen                                                  # about 3,333 labels per class
+    assert (share - p_uncond).abs().max() < 4 * math.sqrt(p_uncond * (1 - p_uncond) / seen.min())
+    # fresh draws every step: the null positions of two batches differ
+    assert not torch.equal(spy.calls[0][2] == 3, spy.calls[1][2] == 3)
 
 
 def test_p_uncond_one_trains_only_the_null_row(data) -> None:
