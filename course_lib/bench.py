@@ -1,7 +1,8 @@
 """The benchmark: ``python -m course_lib.bench [--only SECTION ...] [--threads N]``.
 
-Sections: ``samplers``, ``toy``, ``since-2022``, ``mnist`` (the default run) and ``mnist-train``, which
-trains the MNIST U-Net from scratch by the lessons' quick recipe and grades it.
+Sections: ``samplers``, ``toy``, ``since-2022``, ``mnist`` (the default run); ``mnist-train``, which
+trains the MNIST U-Net from scratch by the lessons' quick recipe and grades it; and ``lessons``, which
+runs every lesson of ``notebooks/`` (or ``--lessons DIR``) in a fresh kernel against its time budget.
 
 Prints one table of measured speeds and qualities. Timings are medians over
 repeats on this machine's CPU with the stated torch thread count; compare
@@ -10,10 +11,12 @@ numbers within one run (a shared machine is noisy)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -190,10 +193,48 @@ def bench_mnist_training(recipe: recipes.DigitsRecipe | None = None, threads: in
                   "target >= 0.90" if w == "3" else "")
 
 
+LESSONS_DIR = Path(__file__).resolve().parents[1] / "notebooks"   # the student edition
+
+
+def lesson_budget(name: str) -> float:
+    """The promised wall-clock budget of a lesson in seconds, by its number (docs/conventions.md,
+    lessons): 150 s for lessons 00 to 03, 300 s from lesson 04 on."""
+    number = int(name[:2])
+    return 150.0 if number <= 3 else 300.0
+
+
+def bench_lessons(folder: Path | str | None = None, timeout: int = 1800) -> Iterator[Row]:
+    """Section ``lessons`` (opt-in, it takes as long as the lessons): run each ``NN_*.ipynb`` of
+    ``folder`` (default ``notebooks/``, the student edition) top to bottom in a fresh kernel with
+    nbclient, as a student's Run All does, and report its wall-clock time against its budget. The
+    kernel keeps torch's own thread count (every core), as on a student's laptop."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    folder = Path(folder) if folder is not None else LESSONS_DIR
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no lessons NN_*.ipynb in {folder}; build the student edition first "
+                                "(python -m course_lib.coursework build-edition)")
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start, failure = time.perf_counter(), ""
+        try:
+            client.execute()
+        except (CellExecutionError, CellTimeoutError) as error:
+            failure = f"FAILED ({getattr(error, 'ename', type(error).__name__)})"
+        seconds, budget = time.perf_counter() - start, lesson_budget(path.name)
+        verdict = failure or ("within budget" if seconds <= budget else "OVER BUDGET")
+        yield Row("lessons (fresh kernel, Run All)", path.stem, seconds, "s", f"budget {budget:.0f} s: {verdict}")
+
+
 SECTIONS: dict[str, Callable[[], Iterator[Row]]] = {"samplers": bench_samplers, "toy": bench_toy,
                                                     "since-2022": bench_since_2022, "mnist": bench_mnist,
-                                                    "mnist-train": bench_mnist_training}
-DEFAULT_SECTIONS = ["samplers", "toy", "since-2022", "mnist"]  # mnist-train trains for minutes: ask for it with --only
+                                                    "mnist-train": bench_mnist_training, "lessons": bench_lessons}
+DEFAULT_SECTIONS = ["samplers", "toy", "since-2022", "mnist"]  # mnist-train and lessons take minutes: ask with --only
 
 
 def format_table(rows: list[Row]) -> str:
@@ -207,14 +248,17 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="run only these sections")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--lessons", type=Path, default=None, metavar="DIR",
+                        help="the lessons the 'lessons' section runs (default notebooks/, the student edition)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
     torch.set_num_threads(args.threads)
     print(f"course_lib.bench: torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
     rows: list[Row] = []
+    sections = {**SECTIONS, "lessons": functools.partial(bench_lessons, args.lessons)}
     for name in args.only or DEFAULT_SECTIONS:
-        for row in SECTIONS[name]():
+        for row in sections[name]():
             rows.append(row)
             print(f"  measured {row.section}: {row.quantity}", file=sys.stderr, flush=True)
     print(format_table(rows))
