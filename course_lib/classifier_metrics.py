@@ -1,6 +1,6 @@
 """Measuring a classifier for classifier guidance: accuracy, calibration and gradients against ``t``, and cost.
 
-Classifier guidance (DESIGN.md section 2) samples with
+Classifier guidance (docs/conventions.md, "Guidance weights") samples with
 
     eps_hat = eps(x_t) - gamma * sigma_t * grad_x log p(y | x_t),      (Dhariwal & Nichol 2021, Algorithm 2)
 

@@ -1,7 +1,7 @@
 """Sampling with labels: samples per label, every noise under every label, and grids of
 digits drawn with classifier-free or classifier guidance from one shared noise.
 
-Samplers never know about labels (DESIGN.md section 3): everything here builds an
+Samplers never know about labels (docs/conventions.md, "Time, noise and the model interface"): everything here builds an
 ``eps_fn`` closure with :mod:`course_lib.guidance` and hands it to
 :func:`course_lib.diffusion.sample`. A grid of ``m`` samples per digit holds digit
 ``i % 10`` at position ``i`` (:func:`grid_labels`), so drawn ten to a row each

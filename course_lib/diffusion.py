@@ -1,6 +1,6 @@
 """Noise schedules, the forward process and the DDPM / DDIM samplers.
 
-Notation (DESIGN.md section 3): discrete time ``t`` in ``{0, ..., T-1}``,
+Notation (docs/conventions.md, "Time, noise and the model interface"): discrete time ``t`` in ``{0, ..., T-1}``,
 ``alpha_bar_t`` strictly decreasing, ``sigma_t = sqrt(1 - alpha_bar_t)`` and
 
     x_t = sqrt(alpha_bar_t) x0 + sigma_t eps,    eps ~ N(0, I).        (DDPM eq. 4)
@@ -183,7 +183,7 @@ def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: 
 
 
 def score_from_eps(eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """``score(x_t) = grad log p_t(x_t) = -eps / sigma_t`` (DESIGN.md section 3)."""
+    """``score(x_t) = grad log p_t(x_t) = -eps / sigma_t`` (docs/conventions.md, "Time, noise and the model interface")."""
     schedule.check_t(t, eps.shape[0])
     return -eps / _per_sample(schedule.sigmas, t, eps)
 

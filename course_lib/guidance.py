@@ -1,6 +1,6 @@
 """Classifier guidance and classifier-free guidance as wrappers around ``eps_fn``.
 
-One convention everywhere (DESIGN.md section 2):
+One convention everywhere (docs/conventions.md, "Guidance weights"):
 
 - classifier guidance, scale ``gamma >= 0``:
   ``grad log p_gamma(x_t | y) = grad log p(x_t) + gamma * grad log p(y | x_t)``,
@@ -133,7 +133,7 @@ def classifier_log_prob_grad(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.T
 def classifier_guidance(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | int, gamma: float,
                         schedule: Schedule) -> EpsFn:
     """``eps_hat = eps(x_t) - gamma * sigma_t * grad_x log p(y | x_t)``
-    (Dhariwal & Nichol 2021, Algorithm 2 in eps form; DESIGN.md section 2).
+    (Dhariwal & Nichol 2021, Algorithm 2 in eps form; docs/conventions.md, "Guidance weights").
 
     ``log_prob_fn(x, t) -> [B, K]`` gives ``log p(y | x_t)``; ``gamma = 0`` is
     unconditional, ``gamma = 1`` the Bayes conditional, ``gamma > 1`` sharpens."""

@@ -3,7 +3,7 @@ course's one timestep embedding; and :class:`FixedTimeClassifier`, which reads e
 at one time step (a clean classifier used off the shelf).
 
 Both networks embed the time step with sinusoids (Vaswani et al. 2017, as in DDPM) and
-follow DESIGN.md section 3: ``model(x, t, y) -> eps`` with ``y == num_classes``
+follow docs/conventions.md, "Labels and the null label": ``model(x, t, y) -> eps`` with ``y == num_classes``
 the null label, ``classifier(x, t) -> logits [B, K]``.
 
 The conditioning (time, and label for the denoiser) does not depend on ``x``, and

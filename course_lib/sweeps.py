@@ -1,6 +1,6 @@
 """Guidance-weight sweeps: quality against diversity, one row per setting, on 2-D and on MNIST.
 
-Every row holds both conventions of DESIGN.md section 2, CFG's ``w`` and
+Every row holds both conventions of docs/conventions.md, "Guidance weights", CFG's ``w`` and
 ``gamma = 1 + w``, so CFG and classifier-guidance rows share one axis. Every
 setting starts from the same noise, so rows differ by the weight alone. Format
 rows with :func:`course_lib.tables.format_rows`, pick them with

@@ -1,6 +1,6 @@
 """Tilting a conditional by its classifier: what classifier-free guidance adds, and what it does not sample.
 
-CFG with weight ``w`` (DESIGN.md section 2) adds ``w`` times the gradient of the
+CFG with weight ``w`` (docs/conventions.md, "Guidance weights") adds ``w`` times the gradient of the
 *implicit classifier* ``p(y | x_t) = p(x_t | y) p(y) / p(x_t)`` to the conditional
 score. With ``score = -eps / sigma_t`` that gradient is
 

@@ -1,4 +1,4 @@
-"""Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions (STYLE.md section 6).
+"""Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions (docs/style.md, "Widgets").
 
 :class:`Explorer` is what every slider shares: frames (the render's data and its PNG) cached
 by ``(value, seed)``; a background precompute of every slider value (a one-worker
@@ -8,7 +8,7 @@ value not yet computed renders it on the spot, so the picture always matches the
 Subclasses only draw, moving artists in place over a cached background (blitting):
 :class:`ScatterExplorer` (2-D samples) and :class:`DigitGridExplorer` (guided digits). Each
 shows a static figure at its starting value, so a headless run shows something, and every
-readout shows both conventions of DESIGN.md section 2: ``w`` and ``gamma = 1 + w``.
+readout shows both conventions of docs/conventions.md, "Guidance weights": ``w`` and ``gamma = 1 + w``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Graded coursework from the lessons, in nbgrader's format (STYLE.md section 7; README "Grading a class").
+"""Graded coursework from the lessons, in nbgrader's format (docs/style.md, "Exercises"; README "Grading a class").
 
 ``python -m course_lib.coursework release DIR [--source LESSONS]`` writes the student version of
 every lesson (:mod:`.versions`). ``python -m course_lib.coursework grade SUBMISSIONS... [--csv FILE]
