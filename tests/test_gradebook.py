@@ -316,6 +316,14 @@ def test_a_prefix_of_a_lesson_without_graded_exercises_says_so(tmp_path):
     assert rows["homework.ipynb"].note == "no NN_ prefix or exercise grade_id"
 
 
+def test_the_real_grader_names_the_lesson_without_graded_exercises(tmp_path):
+    """grading.grade_submission itself (no kernel runs for a lesson it cannot recognise)."""
+    _notebook(tmp_path / "ann" / "07_extra.ipynb")
+    graded = {"cfg_eps": SimpleNamespace(name="cfg_eps", lesson=LESSON)}
+    (row,) = batch.grade_all(batch.scan([tmp_path / "ann"], [LESSON]), graded=graded, warm=False)
+    assert (row.status, row.note) == ("unknown lesson", "no graded exercises for lesson 07")
+
+
 def test_without_the_sandbox_every_graded_row_says_so(klass):
     rows = batch.grade_all(batch.scan([klass]), grade=fake(), sandboxed=False)
     assert all(r.note == "not sandboxed" for r in rows)

@@ -257,7 +257,8 @@ def _outcome(sub: Submission, grade: Callable[[Path, str], Result], sandboxed: b
     if result.status == "unknown lesson" and prefix and not sub.lesson:
         result.note = f"no graded exercises for lesson {prefix.group(1)}"
     sandbox_note = "" if sandboxed or "not sandboxed" in result.note else "not sandboxed"
-    result.note = "; ".join(filter(None, [sub.note, result.note, sandbox_note]))
+    result.note = printable("; ".join(filter(None, [sub.note, result.note, sandbox_note])))  # one line, no escapes
+    result.status = printable(result.status)
     result.seconds = result.seconds or time.monotonic() - start
     return result
 
@@ -284,7 +285,7 @@ def grade_all(submissions: list, *, jobs: int = 1, watch: list[Path] = (), repor
     subs = [s if isinstance(s, Submission) else _submission(*s, known) for s in submissions]
     todo = [s for s in subs if gradebook is None or not gradebook.has(s.student, s.file)]
     before = fingerprint(list(watch))
-    lock, results, stop = threading.Lock(), [], threading.Event()
+    lock, results, stop, abandon = threading.Lock(), [], threading.Event(), threading.Event()
     lessons_seen = {(r.get("student"), r.get("lesson")) for r in gradebook.rows} if gradebook else set()
 
     def one(sub: Submission) -> None:
@@ -295,6 +296,8 @@ def grade_all(submissions: list, *, jobs: int = 1, watch: list[Path] = (), repor
         except BaseException:
             stop.set()
             raise
+        if abandon.is_set():  # a second Ctrl-C: its processes were killed under it, so its row would lie
+            return
         with lock:
             changed = sorted(set(fingerprint(list(watch)).items()) ^ set(before.items())) if watch and not sub.status else []
             if changed:
@@ -318,7 +321,11 @@ def grade_all(submissions: list, *, jobs: int = 1, watch: list[Path] = (), repor
             future.result()  # a gradebook that cannot be written stops the batch
     finally:  # Ctrl-C: submissions not started are dropped, running ones finish, write their rows, clean up
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:  # Ctrl-C again: stop waiting; the running ones get no row (--resume grades them)
+            abandon.set()
+            raise
     return sorted(results, key=lambda r: (r.student, r.lesson, r.file))
 
 
