@@ -64,7 +64,12 @@ class Schedule:
 
 def make_schedule(kind: str = "linear", T: int = 1000) -> Schedule:
     """Linear betas (Ho et al. 2020, 1e-4 to 0.02 at T=1000, rescaled by 1000/T)
-    or the cosine schedule (Nichol & Dhariwal 2021, eq. 17, s=0.008, beta <= 0.999)."""
+    or the cosine schedule (Nichol & Dhariwal 2021, eq. 17, s=0.008, beta <= 0.999).
+
+    Args:
+        kind: ``"linear"`` or ``"cosine"``.
+        T: the number of steps, an int >= 2; the schedule's tensors have shape ``[T]``.
+    """
     if not isinstance(T, int) or isinstance(T, bool) or T < 2:
         raise ValueError(f"T must be an integer >= 2, got {T!r}")
     if kind == "linear":
@@ -87,8 +92,15 @@ def _per_sample(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> to
 
 
 def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """Forward process ``x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise``
-    (DDPM eq. 4). ``x0`` and ``noise`` are ``[B, ...]``, ``t`` is long ``[B]``."""
+    """Forward process ``x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise`` (DDPM eq. 4).
+
+    Args:
+        x0: ``[B, ...]`` clean data.
+        t: ``[B]`` long, each sample's step in ``0..T-1``.
+        noise: ``[B, ...]`` the ``eps`` to add, the shape of ``x0``.
+        schedule: the noise schedule.
+
+    Returns ``x_t`` ``[B, ...]``."""
     if noise.shape != x0.shape:
         raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
     schedule.check_t(t, x0.shape[0])
@@ -105,7 +117,16 @@ def _check_eps(eps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def ddpm_step(x: torch.Tensor, eps: torch.Tensor, t: int, schedule: Schedule,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """One ancestral step ``x_t -> x_{t-1}`` (DDPM Algorithm 2) with the posterior
-    variance ``beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t`` (eq. 7)."""
+    variance ``beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t`` (eq. 7).
+
+    Args:
+        x: ``[B, ...]`` the batch at step ``t``.
+        eps: ``[B, ...]`` the predicted noise, the shape of ``x``.
+        t: the step, an int in ``0..T-1`` shared by the batch (no noise is added at ``t = 0``).
+        schedule: the noise schedule.
+        generator: the source of the step's noise.
+
+    Returns ``x_{t-1}`` ``[B, ...]``."""
     beta, alpha, ab = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
     mean = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(alpha)
     if t == 0:
@@ -120,7 +141,18 @@ def ddim_step(x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, schedule:
               generator: torch.Generator | None = None) -> torch.Tensor:
     """One DDIM step ``x_t -> x_{t_prev}`` (Song et al. 2021, eq. 12), ``t_prev = -1``
     meaning the clean end (``alpha_bar = 1``). ``eta = 0`` is deterministic;
-    ``eta = 1`` over consecutive steps is ancestral DDPM."""
+    ``eta = 1`` over consecutive steps is ancestral DDPM.
+
+    Args:
+        x: ``[B, ...]`` the batch at step ``t``.
+        eps: ``[B, ...]`` the predicted noise, the shape of ``x``.
+        t: the current step, an int in ``0..T-1`` shared by the batch.
+        t_prev: the next step, an int below ``t``, or ``-1`` for the clean end.
+        schedule: the noise schedule.
+        eta: the stochasticity, a float >= 0 (the noise is ``eta`` times eq. 16's sigma).
+        generator: the source of the step's noise (unused at ``eta = 0``).
+
+    Returns ``x_{t_prev}`` ``[B, ...]``."""
     ab = float(schedule.alpha_bars[t])
     ab_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
     x0_hat = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
@@ -132,7 +164,13 @@ def ddim_step(x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, schedule:
 
 
 def ddim_timesteps(steps: int, T: int) -> list[int]:
-    """``steps`` evenly spaced, distinct time steps from ``T-1`` down to ``0``."""
+    """``steps`` evenly spaced, distinct time steps from ``T-1`` down to ``0``.
+
+    Args:
+        steps: how many, an int in ``1..T``.
+        T: the schedule's number of steps.
+
+    Returns a list of ``steps`` ints, decreasing."""
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an integer in 1..{T} (the schedule's T), got {steps!r}")
     ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long().tolist()
@@ -152,6 +190,18 @@ def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: 
     ``x_T`` fixes the starting noise (so several guidance weights can share it);
     otherwise it is drawn from ``generator``. Returns ``x0`` and, when asked, the
     trajectory ``[steps + 1, *shape]`` from ``x_T`` to ``x0``.
+
+    Args:
+        eps_fn: the denoiser ``eps_fn(x [B, ...], t [B] long) -> eps [B, ...]``.
+        shape: ``(B, ...)``, the shape of the samples.
+        schedule: the noise schedule.
+        steps: ``None`` (all ``T`` steps) or an int in ``1..T``.
+        eta: the stochasticity, a float >= 0.
+        generator: the source of ``x_T`` and of every step's noise.
+        return_trajectory: also return ``[steps + 1, *shape]`` (``T + 1`` when ``steps`` is ``None``).
+        x_T: ``[*shape]`` the starting noise, or ``None``.
+        dtype, device: of the drawn ``x_T``.
+        progress: show a progress bar.
     """
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
@@ -183,12 +233,14 @@ def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: 
 
 
 def score_from_eps(eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """``score(x_t) = grad log p_t(x_t) = -eps / sigma_t`` (docs/conventions.md, "Time, noise and the model interface")."""
+    """``score(x_t) = grad log p_t(x_t) = -eps / sigma_t`` (docs/conventions.md, "Time, noise and the model interface");
+    ``eps`` ``[B, ...]``, ``t`` ``[B]`` long, returns ``[B, ...]``."""
     schedule.check_t(t, eps.shape[0])
     return -eps / _per_sample(schedule.sigmas, t, eps)
 
 
 def eps_from_score(score: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
-    """``eps = -sigma_t * score``, the inverse of :func:`score_from_eps`."""
+    """``eps = -sigma_t * score``, the inverse of :func:`score_from_eps`; ``score`` ``[B, ...]``, ``t`` ``[B]``
+    long, returns ``[B, ...]``."""
     schedule.check_t(t, score.shape[0])
     return -_per_sample(schedule.sigmas, t, score) * score

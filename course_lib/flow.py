@@ -37,7 +37,12 @@ def _check_tau(tau: torch.Tensor, batch: int, *, closed: bool) -> torch.Tensor:
 
 
 def linear_path(tau: torch.Tensor) -> PathCoefficients:
-    """The rectified-flow path ``x_tau = (1 - tau) x0 + tau eps``: ``(a, s, da, ds)`` per sample."""
+    """The rectified-flow path ``x_tau = (1 - tau) x0 + tau eps``: ``(a, s, da, ds)`` per sample.
+
+    Args:
+        tau: ``[B]`` float in ``(0, 1]``.
+        Returns ``(a, s, da, ds)``, each ``[B]``.
+    """
     if not isinstance(tau, torch.Tensor) or tau.ndim != 1:
         raise ValueError("tau must be a 1-D float tensor")
     _check_tau(tau, tau.shape[0], closed=True)
@@ -49,7 +54,14 @@ def _column(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def velocity_from_eps(eps: torch.Tensor, x: torch.Tensor, path: PathCoefficients) -> torch.Tensor:
-    """``v = (da / a) x + (ds - da s / a) eps`` for ``path = (a, s, da, ds)`` (each ``[B]``, ``a > 0``)."""
+    """``v = (da / a) x + (ds - da s / a) eps`` for ``path = (a, s, da, ds)`` (each ``[B]``, ``a > 0``).
+
+    Args:
+        eps: ``[B, ...]``.
+        x: ``[B, ...]`` the point ``x_tau``.
+        path: ``(a, s, da, ds)``, each ``[B]``.
+        Returns ``v`` ``[B, ...]``.
+    """
     a, s, da, ds = (_column(c, x) for c in path)
     if eps.shape != x.shape:
         raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
@@ -59,7 +71,14 @@ def velocity_from_eps(eps: torch.Tensor, x: torch.Tensor, path: PathCoefficients
 
 
 def eps_from_velocity(v: torch.Tensor, x: torch.Tensor, path: PathCoefficients) -> torch.Tensor:
-    """The inverse of :func:`velocity_from_eps`: ``eps = (v - (da / a) x) / (ds - da s / a)``."""
+    """The inverse of :func:`velocity_from_eps`: ``eps = (v - (da / a) x) / (ds - da s / a)``.
+
+    Args:
+        v: ``[B, ...]``.
+        x: ``[B, ...]`` the point ``x_tau``.
+        path: ``(a, s, da, ds)``, each ``[B]``.
+        Returns ``eps`` ``[B, ...]``.
+    """
     a, s, da, ds = (_column(c, x) for c in path)
     if v.shape != x.shape:
         raise ValueError(f"v must have the shape of x {tuple(x.shape)}, got {tuple(v.shape)}")
@@ -76,7 +95,13 @@ def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> Vel
     (``y=None``: the marginal; ``y``: the class-``y`` conditional), ``tau`` ``[B]`` in ``(0, 1]``.
     ``x_tau``'s law is the mixture with means ``(1 - tau) mu_k`` and covariances
     ``(1 - tau)^2 S_k + tau^2 I``; ``E[x0 | x_tau]`` is each component's Gaussian posterior mean,
-    ``mu_k + (1 - tau) S_k C_k^-1 (x - (1 - tau) mu_k)``, weighted by the component's responsibility."""
+    ``mu_k + (1 - tau) S_k C_k^-1 (x - (1 - tau) mu_k)``, weighted by the component's responsibility.
+
+    Args:
+        mixture: the 2-D data law.
+        y: ``None`` (the marginal) or a class, an int.
+        Returns ``v(x [B, 2], tau [B] float) -> [B, 2]``.
+    """
     if not isinstance(mixture, GaussianMixture2D):
         raise ValueError(f"mixture must be a GaussianMixture2D, got {type(mixture).__name__}")
     target = mixture if y is None else mixture.conditional(y)
@@ -104,7 +129,14 @@ def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> Vel
 @torch.no_grad()
 def euler_sample(velocity_fn: VelocityFn, x_1: torch.Tensor, steps: int) -> torch.Tensor:
     """Integrate ``dx / dtau = v(x, tau)`` from ``tau = 1`` (noise ``x_1``) to ``0`` with ``steps``
-    Euler steps of ``1 / steps``; returns ``x_0``."""
+    Euler steps of ``1 / steps``; returns ``x_0``.
+
+    Args:
+        velocity_fn: ``(x [B, ...], tau [B] float64) -> v [B, ...]``.
+        x_1: ``[B, ...]`` the noise at ``tau = 1``.
+        steps: a positive int.
+        Returns ``x_0`` ``[B, ...]``.
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     x = x_1.clone()

@@ -61,7 +61,12 @@ def guidance_scale_to_w(guidance_scale: float) -> float:
 def cfg(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, w: float) -> EpsFn:
     """``eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null)`` (Ho & Salimans 2021, eq. 6).
 
-    ``w = -1`` is unconditional, ``w = 0`` conditional, ``w > 0`` extrapolates."""
+    ``w = -1`` is unconditional, ``w = 0`` conditional, ``w > 0`` extrapolates.
+
+    Args:
+        eps_cond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, label ``y`` built in.
+        eps_uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, the null label built in.
+        w: the guidance weight, a finite float >= -1."""
     w = _check_weight(w, "w", -1.0)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,10 @@ def cfg(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, w: float) -> EpsFn:
 def check_labels(y: torch.Tensor | int, batch: int, num_classes: int, name: str = "y",
                  allow_null: bool = False) -> torch.Tensor:
     """Return ``y`` as a long tensor ``[batch]``; raise ``ValueError`` unless every
-    label is in ``0..num_classes-1`` (or ``num_classes``, the null label, if allowed)."""
+    label is in ``0..num_classes-1`` (or ``num_classes``, the null label, if allowed).
+
+    Args:
+        y: an int or a long tensor ``[batch]``; ``num_classes``: ``K``."""
     top = num_classes if allow_null else num_classes - 1
     if isinstance(y, int) and not isinstance(y, bool):
         y = torch.full((batch,), y, dtype=torch.long)
@@ -92,7 +100,11 @@ def check_labels(y: torch.Tensor | int, batch: int, num_classes: int, name: str 
 
 def model_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, num_classes: int) -> EpsFn:
     """``eps_fn`` of a conditional model ``model(x, t, y)`` for fixed labels ``y``
-    (``y = num_classes`` is the null label, i.e. the unconditional prediction)."""
+    (``y = num_classes`` is the null label, i.e. the unconditional prediction).
+
+    Args:
+        model: ``model(x [B, ...], t [B], y [B]) -> eps [B, ...]``, ``t`` and ``y`` long.
+        y: an int or a long tensor ``[B]`` in ``0..K``, ``K = num_classes`` the null label."""
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         labels = check_labels(y, x.shape[0], num_classes, allow_null=True).to(x.device)
@@ -104,7 +116,11 @@ def model_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, num_classes: int
 def model_cfg_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, w: float, num_classes: int) -> EpsFn:
     """CFG with one conditional model, the conditional and unconditional
     predictions computed in a single batched forward pass. Same result as
-    ``cfg(model_eps_fn(model, y, K), model_eps_fn(model, K, K), w)``."""
+    ``cfg(model_eps_fn(model, y, K), model_eps_fn(model, K, K), w)``.
+
+    Args:
+        model: ``model(x [B, ...], t [B], y [B]) -> eps [B, ...]``, ``t`` and ``y`` long.
+        y: an int or a long tensor ``[B]`` in ``0..K-1``; ``w``: a finite float >= -1."""
     w = _check_weight(w, "w", -1.0)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -118,7 +134,11 @@ def model_cfg_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, w: float, nu
 
 def classifier_log_prob_grad(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor,
                              y: torch.Tensor | int) -> torch.Tensor:
-    """``grad_x log p(y | x_t)`` by autograd, ``log_prob_fn(x, t) -> [B, K]``."""
+    """``grad_x log p(y | x_t)`` by autograd, ``log_prob_fn(x, t) -> [B, K]``.
+
+    Args:
+        log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
+        x: ``[B, ...]``; t: ``[B]`` long; y: an int or a long tensor ``[B]``. Returns ``[B, ...]``."""
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         log_probs = log_prob_fn(x_in, t)
@@ -136,7 +156,12 @@ def classifier_guidance(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor |
     (Dhariwal & Nichol 2021, Algorithm 2 in eps form; docs/conventions.md, "Guidance weights").
 
     ``log_prob_fn(x, t) -> [B, K]`` gives ``log p(y | x_t)``; ``gamma = 0`` is
-    unconditional, ``gamma = 1`` the Bayes conditional, ``gamma > 1`` sharpens."""
+    unconditional, ``gamma = 1`` the Bayes conditional, ``gamma > 1`` sharpens.
+
+    Args:
+        eps_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, unconditional.
+        log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
+        y: an int or a long tensor ``[B]`` in ``0..K-1``; gamma: a finite float >= 0."""
     gamma = _check_weight(gamma, "gamma", 0.0)
     if isinstance(y, torch.Tensor) and (y.dtype != torch.long or y.ndim != 1):
         raise ValueError("y must be an int or a 1-D long tensor of labels")
@@ -151,7 +176,10 @@ def classifier_guidance(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor |
 
 def classifier_log_prob_fn(classifier: torch.nn.Module) -> LogProbFn:
     """``(x, t) -> log p_phi(y | x_t) [B, K]`` of a classifier ``classifier(x, t) -> logits [B, K]``:
-    the adapter that :func:`classifier_guidance` and the classifier metrics take."""
+    the adapter that :func:`classifier_guidance` and the classifier metrics take.
+
+    Args:
+        classifier: ``classifier(x [B, ...], t [B] long) -> logits [B, K]``."""
     return lambda x, t: torch.log_softmax(classifier(x, t), dim=1)
 
 
@@ -159,7 +187,11 @@ def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Replace each label of ``y [B]`` by ``null_label`` with probability ``p_uncond``
     (label dropout, Ho & Salimans 2021, Algorithm 1), one uniform draw per label
-    from ``generator``, as :func:`course_lib.training.train_diffusion` does."""
+    from ``generator``, as :func:`course_lib.training.train_diffusion` does.
+
+    Args:
+        y: ``[B]`` long in ``0..K``, ``K = null_label``; p_uncond: a number in ``[0, 1]``.
+        generator: the source of the ``B`` uniform draws. Returns ``[B]`` long."""
     if not (isinstance(p_uncond, (int, float)) and not isinstance(p_uncond, bool) and 0 <= p_uncond <= 1):
         raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
     if not isinstance(null_label, int) or isinstance(null_label, bool) or null_label < 1:
@@ -176,7 +208,11 @@ def implicit_classifier_grad(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, x: torch.
                              schedule: Schedule) -> torch.Tensor:
     """The implicit classifier's gradient ``(eps(x_t, null) - eps(x_t, y)) / sigma_t`` ``[B, ...]``,
     an estimate of ``grad_x log p(y | x_t)`` (Ho & Salimans 2021, sec. 3.2; CFG is classifier
-    guidance with it and ``gamma = 1 + w``); ``eps_cond_fn`` holds the label ``y``."""
+    guidance with it and ``gamma = 1 + w``); ``eps_cond_fn`` holds the label ``y``.
+
+    Args:
+        eps_cond_fn, eps_uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
+        x: ``[B, ...]``; t: ``[B]`` long."""
     schedule.check_t(t, x.shape[0])
     return (eps_uncond_fn(x, t) - eps_cond_fn(x, t)) / _per_sample(schedule.sigmas, t, x)
 
@@ -197,7 +233,11 @@ def interval(guided_fn: EpsFn, plain_fn: EpsFn, t_lo: float, t_hi: float) -> Eps
     ``guided_fn(x, t)`` where ``t_lo <= t <= t_hi`` and ``plain_fn(x, t)`` elsewhere, per sample.
 
     Typically ``guided_fn = cfg(cond, uncond, w)`` and ``plain_fn = cond`` (CFG at ``w = 0``).
-    ``t_lo > t_hi`` is an empty window (``plain_fn`` everywhere); ``(0, T - 1)`` the whole range."""
+    ``t_lo > t_hi`` is an empty window (``plain_fn`` everywhere); ``(0, T - 1)`` the whole range.
+
+    Args:
+        guided_fn, plain_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
+        t_lo, t_hi: steps (numbers, ``+-inf`` allowed), both ends inside."""
     if not callable(guided_fn) or not callable(plain_fn):
         raise ValueError("guided_fn and plain_fn must be eps functions (x, t) -> eps")
     t_lo, t_hi = _check_time(t_lo, "t_lo"), _check_time(t_hi, "t_hi")
@@ -218,7 +258,10 @@ def autoguidance(good_fn: EpsFn, bad_fn: EpsFn, w: float) -> EpsFn:
     """Autoguidance (Karras et al. 2024, eq. 2 with their ``w = 1 + w``):
     ``eps = (1 + w) eps_good(x_t, y) - w eps_bad(x_t, y)``, the bad model a weaker
     version of the same *conditional* model. ``w = 0`` is the good model alone;
-    ``autoguidance(f, f, w)`` is ``f`` for every ``w``."""
+    ``autoguidance(f, f, w)`` is ``f`` for every ``w``.
+
+    Args:
+        good_fn, bad_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``; w: a finite float >= -1."""
     if not callable(good_fn) or not callable(bad_fn):
         raise ValueError("good_fn and bad_fn must be eps functions (x, t) -> eps")
     w = _check_weight(w, "w", -1.0)
@@ -237,7 +280,11 @@ def compose(uncond_fn: EpsFn, terms: list[tuple[EpsFn, float]]) -> EpsFn:
     ``terms`` is a list of ``(eps_fn, scale)``; a negative scale negates a concept (NOT).
     One term ``[(cond_fn, 1 + w)]`` is exactly ``cfg(cond_fn, uncond_fn, w)``; no terms is ``uncond_fn``.
     At ``t = 0`` the combined score is that of ``p_u^(1 - sum s_i) prod_i p_i^(s_i)`` (up to
-    normalisation); at ``t > 0`` it is not that density's noised score (Du et al. 2023)."""
+    normalisation); at ``t > 0`` it is not that density's noised score (Du et al. 2023).
+
+    Args:
+        uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
+        terms: ``[(eps_fn, scale), ...]``, eps functions as above, finite float scales."""
     if not callable(uncond_fn):
         raise ValueError("uncond_fn must be an eps function (x, t) -> eps")
     if not isinstance(terms, (list, tuple)):

@@ -38,7 +38,13 @@ def _check_snr(snr: float) -> float:
 
 def snr_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float) -> float:
     """``e = 2 (r mean||z|| / mean||s||)^2`` (Song et al. 2021, Algorithm 5), norms per sample over
-    all but the batch dimension, averaged over the batch; ``score`` and ``noise`` ``[B, ...]``."""
+    all but the batch dimension, averaged over the batch; ``score`` and ``noise`` ``[B, ...]``.
+
+    Args:
+        score: ``[B, ...]``.
+        noise: ``[B, ...]``, the shape of ``score``.
+        snr: ``r``, a finite float > 0.
+    """
     snr = _check_snr(snr)
     if not isinstance(score, torch.Tensor) or not isinstance(noise, torch.Tensor) or score.shape != noise.shape:
         raise ValueError("score and noise must be tensors of one shape [B, ...]")
@@ -51,7 +57,15 @@ def snr_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float) -> float
 
 def langevin_step(x: torch.Tensor, score: torch.Tensor, snr: float,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """One corrector step ``x + e s + sqrt(2 e) z`` with ``e`` from :func:`snr_step_size`."""
+    """One corrector step ``x + e s + sqrt(2 e) z`` with ``e`` from :func:`snr_step_size`.
+
+    Args:
+        x: ``[B, ...]``.
+        score: ``[B, ...]`` ``grad log p_t(x)``.
+        snr: ``r``, a finite float > 0.
+        generator: the source of ``z``.
+        Returns ``[B, ...]``.
+    """
     z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     step = snr_step_size(score, z, snr)
     return x + step * score.to(x.dtype) + math.sqrt(2 * step) * z
@@ -59,7 +73,13 @@ def langevin_step(x: torch.Tensor, score: torch.Tensor, snr: float,
 
 def eps_fn_from_noised_score(noised_score: NoisedScoreFn, schedule: Schedule) -> EpsFn:
     """``eps(x, t) = -sigma_t noised_score(x, alpha_bar_t)`` for a score given per noise level, such as
-    :meth:`course_lib.tilted.TiltedDensity.noised_score`; a batch must share one ``t``."""
+    :meth:`course_lib.tilted.TiltedDensity.noised_score`; a batch must share one ``t``.
+
+    Args:
+        noised_score: ``(x [B, ...], alpha_bar: float) -> [B, ...]``.
+        schedule: the noise schedule.
+        Returns an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
+    """
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         schedule.check_t(t, x.shape[0])
@@ -80,7 +100,23 @@ def sample_pc(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, step
     """Predictor-corrector sampling: at each of ``steps`` DDIM levels ``t`` (from ``T - 1`` down),
     ``corrector_steps`` Langevin steps with the score ``-corrector_eps_fn(x, t) / sigma_t``
     (default ``eps_fn``; only at ``t >= corrector_min_t``), then one DDIM step (``eta``) with
-    ``eps_fn``. ``corrector_steps = 0`` is :func:`course_lib.diffusion.sample`. Returns ``x0 [shape]``."""
+    ``eps_fn``. ``corrector_steps = 0`` is :func:`course_lib.diffusion.sample`. Returns ``x0 [shape]``.
+
+    Args:
+        eps_fn: an eps function ``(x [B, ...], t [B] long) -> eps [B, ...]`` (the predictor).
+        shape: ``(B, ...)``.
+        schedule: the noise schedule.
+        steps: an int in ``1..T``.
+        corrector_steps: an int >= 0.
+        snr: ``r``, a finite float > 0.
+        corrector_eps_fn: an eps function for the corrector's score, or ``None`` (``eps_fn``).
+        corrector_min_t: the lowest step that is corrected.
+        eta: the DDIM stochasticity, a float >= 0.
+        generator: the source of ``x_T`` and all noise.
+        x_T: ``[*shape]`` or ``None``.
+        dtype: of the drawn ``x_T``.
+        progress: show a progress bar.
+    """
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"shape must be a tuple of positive integers, got {shape!r}")

@@ -20,7 +20,14 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_projections: int = 
     """Sliced 2-Wasserstein distance between samples ``a [n, d]`` and ``b [m, d]``:
     ``sqrt(mean over random unit directions u of W_2^2(u.a, u.b))``, each 1-D
     ``W_2`` computed from matched quantiles (Rabin et al. 2011). Directions come
-    from ``seed``, so repeated calls compare like with like."""
+    from ``seed``, so repeated calls compare like with like.
+
+    Args:
+        a: ``[n, d]`` samples, n >= 2.
+        b: ``[m, d]`` samples, m >= 2.
+        num_projections: how many random directions.
+        seed: picks the directions.
+    """
     _check_samples(a, b)
     g = torch.Generator().manual_seed(seed)
     dirs = torch.randn(a.shape[1], num_projections, generator=g, dtype=torch.float64)
@@ -40,7 +47,12 @@ def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
 
 def frechet_gaussians(mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tensor, cov_b: torch.Tensor) -> float:
     """Squared Frechet (2-Wasserstein) distance between ``N(mu_a, S_a)`` and ``N(mu_b, S_b)``:
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Dowson & Landau 1982)."""
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Dowson & Landau 1982).
+
+    Args:
+        mu_a, mu_b: ``[d]`` means.
+        cov_a, cov_b: ``[d, d]`` covariances.
+    """
     mu_a, mu_b = torch.as_tensor(mu_a).double().cpu().reshape(-1), torch.as_tensor(mu_b).double().cpu().reshape(-1)
     cov_a, cov_b = torch.as_tensor(cov_a).double().cpu(), torch.as_tensor(cov_b).double().cpu()
     d = mu_a.shape[0]
@@ -54,7 +66,12 @@ def frechet_gaussians(mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tenso
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to features ``a [n, d]`` and ``b [m, d]``:
-    :func:`frechet_gaussians` of their means and covariances (Heusel et al. 2017, FID)."""
+    :func:`frechet_gaussians` of their means and covariances (Heusel et al. 2017, FID).
+
+    Args:
+        a: ``[n, d]`` features.
+        b: ``[m, d]`` features.
+    """
     _check_samples(a, b)
     a, b = a.double().cpu(), b.double().cpu()
     return frechet_gaussians(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
@@ -63,7 +80,11 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def mean_pairwise_distance(x: torch.Tensor) -> float:
     """Diversity of a sample set ``x [n, ...]``: the mean Euclidean distance between distinct pairs
-    (``torch.pdist`` over the flattened samples)."""
+    (``torch.pdist`` over the flattened samples).
+
+    Args:
+        x: ``[n, ...]``, n >= 2.
+    """
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 2:
         raise ValueError("x must be a tensor [n, ...] with n >= 2")
     return float(torch.pdist(x.reshape(x.shape[0], -1).double()).mean())
@@ -71,7 +92,12 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
 
 def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     """``E||a - b||^2 / E||b||^2`` over the rows of ``estimate`` (a) and ``reference`` (b),
-    ``[n, ...]`` each, in float64: 0 is perfect, 1 is as far off as predicting zero."""
+    ``[n, ...]`` each, in float64: 0 is perfect, 1 is as far off as predicting zero.
+
+    Args:
+        estimate: ``[n, ...]``.
+        reference: ``[n, ...]``, the shape of ``estimate``.
+    """
     for name, v in (("estimate", estimate), ("reference", reference)):
         if not isinstance(v, torch.Tensor) or v.ndim < 1 or v.shape[0] < 1:
             raise ValueError(f"{name} must be a tensor [n, ...] with n >= 1")
@@ -85,7 +111,14 @@ def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tuple[float, float]:
     """k-nearest-neighbour precision and recall (Kynkaanniemi et al. 2019): precision
     is the share of ``fake`` inside the union of balls around ``real`` points, each
-    of radius its k-th neighbour distance; recall swaps the roles."""
+    of radius its k-th neighbour distance; recall swaps the roles.
+
+    Args:
+        real: ``[n, d]``.
+        fake: ``[m, d]``.
+        k: the neighbour, an int in ``1..min(n, m) - 1``.
+        Returns ``(precision, recall)``, two floats in ``[0, 1]``.
+    """
     _check_samples(real, fake)
     if not isinstance(k, int) or not 1 <= k < min(real.shape[0], fake.shape[0]):
         raise ValueError(f"k must be an integer in 1..{min(real.shape[0], fake.shape[0]) - 1}, got {k!r}")

@@ -111,7 +111,11 @@ class GaussianMixture2D:
 
     def sample(self, n: int, y: torch.Tensor | int | None = None,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` pairs ``(x [n, 2], y [n])``; labels from ``weights`` unless ``y`` is given."""
+        """Draw ``n`` pairs ``(x [n, 2], y [n])``; labels from ``weights`` unless ``y`` is given.
+
+        Args:
+            n: an int >= 0; y: ``None`` (drawn by weight), an int, or ``[n]`` long.
+            generator: the source of the draws."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         if y is None:
@@ -145,7 +149,10 @@ class GaussianMixture2D:
         return self.weights.log() + log_pdf, prec_d
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
-        """``log p(x)`` (``y=None``) or ``log p(x | y)``, shape ``[n]``."""
+        """``log p(x)`` (``y=None``) or ``log p(x | y)``, shape ``[n]``.
+
+        Args:
+            x: ``[n, 2]``; y: ``None``, an int or ``[n]`` long."""
         joint, _ = self._joint(x)
         if y is None:
             return torch.logsumexp(joint, dim=1)
@@ -154,12 +161,18 @@ class GaussianMixture2D:
         return (self._classes(joint) - class_log_weights).gather(1, y[:, None])[:, 0]
 
     def posterior(self, x: torch.Tensor) -> torch.Tensor:
-        """``p(y | x)``, shape ``[n, K]``, each row summing to one."""
+        """``p(y | x)``, shape ``[n, K]``, each row summing to one.
+
+        Args:
+            x: ``[n, 2]``. Returns ``[n, C]`` over the ``C`` classes, float64."""
         joint, _ = self._joint(x)
         return torch.softmax(self._classes(joint), dim=1)
 
     def score(self, x: torch.Tensor, y: torch.Tensor | int | None = None) -> torch.Tensor:
-        """``grad_x log p(x)`` (``y=None``) or ``grad_x log p(x | y)``, shape ``[n, 2]``."""
+        """``grad_x log p(x)`` (``y=None``) or ``grad_x log p(x | y)``, shape ``[n, 2]``.
+
+        Args:
+            x: ``[n, 2]``; y: ``None``, an int or ``[n]`` long."""
         joint, prec_d = self._joint(x)
         return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
 
@@ -175,7 +188,10 @@ class GaussianMixture2D:
 
     def eps_fn(self, schedule: Schedule, y: torch.Tensor | int | None = None) -> EpsFn:
         """The exact denoiser ``eps(x_t, t) = -sigma_t grad log p_t(x_t [| y])``,
-        returned in ``x``'s dtype. ``y=None`` is the marginal (unconditional) one."""
+        returned in ``x``'s dtype. ``y=None`` is the marginal (unconditional) one.
+
+        Args:
+            y: ``None``, an int or ``[B]`` long. The eps function takes ``x [B, 2]``, ``t [B]`` long."""
 
         def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             joint, prec_d = self._noised_terms(x, t, schedule)
@@ -187,7 +203,10 @@ class GaussianMixture2D:
 
     def log_posterior_fn(self, schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The exact noise-aware classifier ``log p(y | x_t)``, ``(x, t) -> [B, K]``,
-        differentiable in ``x`` (for :func:`course_lib.guidance.classifier_guidance`)."""
+        differentiable in ``x`` (for :func:`course_lib.guidance.classifier_guidance`).
+
+        Args:
+            schedule: the noise schedule. The function takes ``x [B, 2]``, ``t [B]`` long."""
 
         def log_post(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             joint, _ = self._noised_terms(x, t, schedule)
@@ -260,6 +279,7 @@ class OracleDenoiser(torch.nn.Module):
         self.mixture, self.schedule, self.num_classes, self.T = mixture, schedule, mixture.num_classes, schedule.T
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The exact eps ``[B, 2]`` of ``x [B, 2]`` at steps ``t [B]`` given labels ``y [B]`` (long, ``0..C``)."""
         y = check_labels(y, x.shape[0], self.num_classes, allow_null=True)
         null = y == self.num_classes
         cond = self.mixture.eps_fn(self.schedule, y.clamp(max=self.num_classes - 1))(x, t)
@@ -275,6 +295,7 @@ class OracleClassifier(torch.nn.Module):
             schedule.T
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``log p(y | x_t)`` ``[B, C]`` of ``x [B, 2]`` at steps ``t [B]`` (long)."""
         return self.log_posterior(x, t)
 
 
