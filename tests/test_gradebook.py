@@ -157,6 +157,8 @@ def test_a_new_gradebook_never_replaces_a_file_and_resume_wants_a_gradebook(tmp_
         Gradebook(tmp_path / "other.csv", resume=True)
     with Gradebook(tmp_path / "empty.csv", resume=True) as book:  # resuming a batch that never began
         assert book.columns == [] and not book.rows
+        with pytest.raises(ValueError, match="another grader"):  # one grader per gradebook
+            Gradebook(tmp_path / "empty.csv", resume=True)
 
 
 def test_a_lesson_first_met_on_resume_widens_the_header_and_keeps_every_row(klass, tmp_path):

@@ -17,6 +17,7 @@ grader writes itself (score, max_score, exercise points) stay numbers.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
 import re
@@ -115,6 +116,7 @@ class Gradebook:
         try:
             if not stat.S_ISREG(os.fstat(self._fd).st_mode):
                 raise ValueError(f"--csv {self.path} is not a regular file")
+            self._lock_file()
             existing = self._read_existing() if resume else None
             if existing:
                 kept = [r for r in existing if r.get("status") not in regrade]
@@ -130,6 +132,14 @@ class Gradebook:
         except BaseException:
             os.close(self._fd)
             raise
+
+    def _lock_file(self) -> None:
+        """One grader per gradebook: a second one (a resume started twice) is refused."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"--csv {self.path} is being written by another grader (it holds the file's lock); "
+                             "wait for it, or give another --csv") from None
 
     def _sorted(self, names: list[str]) -> list[str]:
         known = [n for n in self.order if n in names]
@@ -212,6 +222,7 @@ class Gradebook:
         _fsync_folder(self.path.parent)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        self._lock_file()
         self.columns = columns
 
     def close(self) -> None:
