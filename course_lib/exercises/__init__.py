@@ -22,13 +22,13 @@ How a lesson adds an exercise:
 from __future__ import annotations
 
 from . import (classifier_free_guidance, classifier_guidance, diffusion_refresher, explicit_conditioning,
-               since_2022, tradeoff)
+               in_practice, since_2022, tradeoff)
 from .core import Exercise, difference
 
 __all__ = ["Exercise", "REGISTRY", "difference", "for_lesson", "get", "lessons"]
 
 _MODULES = (diffusion_refresher, explicit_conditioning, classifier_guidance, classifier_free_guidance, tradeoff,
-            since_2022)
+            since_2022, in_practice)
 
 
 def _collect() -> dict[str, Exercise]:
