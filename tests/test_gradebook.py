@@ -368,6 +368,7 @@ def test_cli_misuse_is_one_line_naming_the_argument(klass, tmp_path, capsys):
              (["grade", klass, "--csv", tmp_path / "fifo"], "not a regular file"),
              (["grade", klass, "--csv", klass / "grades.csv", "--no-sandbox"], "inside the submissions folder"),
              (["grade", klass, "--csv", tmp_path / "old.csv", "--no-sandbox"], "pass --resume"),
+             (["grade", klass, "--feedback", klass / "feedback", "--no-sandbox"], "inside the submissions folder"),
              (["grade", klass, "--resume"], "--resume needs --csv"),
              (["grade", klass, "--jobs", "0"], "--jobs"),
              (["grade", tmp_path / "missing"], "no such notebook or folder"),
