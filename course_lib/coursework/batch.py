@@ -178,7 +178,10 @@ def scan(paths: Iterable[Path], lessons: Iterable[str] | None = None) -> list[Su
         if stat.S_ISREG(info.st_mode):
             found.append(_file(path, info, known))
         elif stat.S_ISDIR(info.st_mode):
-            mine = _folder(path, known)
+            try:
+                mine = _folder(path, known)
+            except OSError as err:
+                raise ValueError(f"{printable(str(path))} cannot be listed: {err.strerror}") from None
             if not any(s.path.name.endswith(".ipynb") for s in mine):
                 raise ValueError(f"no notebooks in {printable(str(path))} (expected <student>/<NN_lesson>.ipynb or "
                                  "<student>/<assignment>/<NN_lesson>.ipynb)")
