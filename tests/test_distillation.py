@@ -94,3 +94,28 @@ def test_recipe_is_registered():
     assert recipes.COMMANDS["mnist-distilled"] == "python -m course_lib.train mnist-distilled"
     quick = distillation.DistillRecipe.quick()
     assert quick.steps < distillation.DistillRecipe().steps
+
+
+def test_train_command_writes_the_distilled_model(monkeypatch, tmp_path, capsys):
+    from course_lib import data, train
+
+    x, y = data.load_mnist("train")
+    monkeypatch.setattr(data, "load_mnist", lambda split="train": (x[:40], y[:40]))
+    monkeypatch.setattr(distillation, "DistillRecipe", _tiny)
+    monkeypatch.setattr(distillation, "compare_with_teacher",
+                        lambda *a, **k: {"by_w": {"1": {"teacher": {"accuracy": 0.9, "se": 0.01, "diversity": 1.0,
+                                                                    "calls_per_sample": 2.0},
+                                                        "student": {"accuracy": 0.9, "se": 0.01, "diversity": 1.0,
+                                                                    "calls_per_sample": 1.0}}}})
+    assert train.main(["mnist-distilled", "--out", str(tmp_path)]) == 0
+    assert "mnist_cfg_distilled" in capsys.readouterr().out
+    p = pretrained.load("mnist_cfg_distilled", root=tmp_path)
+    assert isinstance(p.model, distillation.GuidanceUNet) and p.meta["steps"] == 2
+    assert p.meta["command"] == f"python -m course_lib.train mnist-distilled --out {tmp_path}"
+
+
+_REAL_RECIPE = distillation.DistillRecipe
+
+
+def _tiny(seed=0):
+    return _REAL_RECIPE(seed=seed, steps=2, batch_size=4)
