@@ -1,7 +1,8 @@
 """The grader against the attacks of issue 10, on a tiny synthetic lesson (``99_test``: two
-cheap exercises registered here). One batch grades every attack at once (``--jobs 2``, a
-5-second cell timeout); each test then checks one row: no mark that was not earned, the batch
-whole, the honest submission full marks, nothing left running, the source lesson unchanged."""
+cheap exercises defined here, public and instructor halves). One batch grades every attack at
+once (two at a time, a 5-second cell timeout), sandboxed where bubblewrap runs; each test then
+checks one row: no mark that was not earned, the batch whole, the honest submission full marks,
+nothing left running, the source lesson unchanged."""
 
 import hashlib
 import os
@@ -17,9 +18,15 @@ import torch
 pytest.importorskip("nbgrader")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor needs Linux")
 
-from course_lib import coursework, exercises  # noqa: E402
-from course_lib.coursework import sandbox  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from course_lib.coursework import grading, material, sandbox  # noqa: E402
 from course_lib.exercises import Exercise  # noqa: E402
+
+material.load()
+from instructor.exercises.core import Graded, Grading  # noqa: E402
+
+SANDBOXED = sandbox.unavailable() is None
 
 LESSON = "99_test"
 HONEST = {"double": "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
@@ -37,10 +44,13 @@ def _shift_cases(gen):
     return [(torch.randn(4, generator=gen), torch.rand((), generator=gen).item()), (torch.zeros(2), -1.0)]
 
 
-EXERCISES = [Exercise(name="double", lesson=LESSON, points=1, public_cases=_cases, hidden_cases=_cases,
-                      reference=lambda x: 2 * x, hint="twice"),
-             Exercise(name="shift", lesson=LESSON, points=1, public_cases=_shift_cases, hidden_cases=_shift_cases,
-                      reference=lambda x, a: x + a, hint="add")]
+def _graded(name, cases, reference, hint):
+    return Graded(Exercise(name=name, lesson=LESSON, points=1, public_cases=cases, hint=hint),
+                  Grading(name, reference, cases, understanding="synthetic", shortcut="synthetic"))
+
+
+GRADED = {"double": _graded("double", _cases, lambda x: 2 * x, "twice"),
+          "shift": _graded("shift", _shift_cases, lambda x, a: x + a, "add")}
 
 
 def _meta(grade_id, *, grade, solution, points=None):
@@ -66,8 +76,10 @@ def lesson(solutions=HONEST, before="x = 1", after="print('the end')"):
 
 DAEMON = """import os, subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import os, time\\nif os.fork(): os._exit(0)\\nos.setsid()\\n"
-                  "if os.fork(): os._exit(0)\\nopen({path!r}, 'w').write(str(os.getpid()))\\ntime.sleep(900)"])
-import time; time.sleep(2)"""
+                  "if os.fork(): os._exit(0)\\nopen({path!r}, 'w').write(str(os.getpid()))\\ntime.sleep(900)",
+                  "DAEMON_MARKER"])
+import time; time.sleep(2)
+print("DAEMON STARTED" if os.path.exists({path!r}) else "NO DAEMON")"""
 
 
 def attacks(tmp):
@@ -113,9 +125,9 @@ def attacks(tmp):
                                                            "signal.SIG_IGN)\nwhile True:\n    pass"), 0),
         "endless_function": (lesson({"double": "def double(x):\n    while True:\n        pass",
                                      "shift": HONEST["shift"]}), 1),
-        "daemon": (lesson(STUB, before=DAEMON.format(path=str(tmp / "daemon_kernel.pid"))), 0),
-        "daemon_in_solution": (lesson({"double": DAEMON.format(path=str(tmp / "daemon_harness.pid")) + "\n"
-                                       + WRONG["double"], "shift": WRONG["shift"]}), 0),
+        "daemon": (lesson(STUB, before=DAEMON.format(path="daemon_kernel.pid")), 0),
+        "daemon_in_solution": (lesson({"double": DAEMON.format(path="daemon_harness.pid") + "\n"
+                                       + HONEST["double"], "shift": WRONG["shift"]}), 0),
         "environment": (lesson(env_cheat, before=f"import os\nprint('ENV', sorted(os.environ), "
                                                  f"os.environ.get('{SECRET}'), os.environ['HOME'])"), 0),
         "invalid": (b"{ this is not a notebook", 0),
@@ -142,36 +154,35 @@ def graded(tmp_path_factory):
         target = submitted / student / f"{LESSON}.ipynb"
         target.write_bytes(nb) if isinstance(nb, bytes) else nbformat.write(nb, target)
     with pytest.MonkeyPatch.context() as mp:
-        for exercise in EXERCISES:
-            mp.setitem(exercises.REGISTRY, exercise.name, exercise)
         mp.setenv(SECRET, "yes")
-        submissions = coursework.find_submissions([submitted])
+        submissions = sorted((p, p.parent.name) for p in submitted.glob(f"*/{LESSON}.ipynb"))
         # the poisoner first, then the submission it tries to poison
         submissions.sort(key=lambda s: (s[1] != "poison", s[1] != "after_poison", s[1]))
         lines = []
         start = time.monotonic()
         saved = os.dup(1), os.dup(2)
+        limits = grading.Limits(cell_timeout=5, submission_timeout=40)
         with open(tmp / "grader_fd_output.txt", "wb") as sink:  # whatever reaches the grader's own stdout/stderr
             os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
             try:
-                results = coursework.grade_all(submissions, jobs=2, feedback=tmp / "feedback", watch=[source],
-                                               limits=coursework.Limits(cell_timeout=5, submission_timeout=40),
-                                               report=lambda r: lines.append(r.line()))
+                with ThreadPoolExecutor(2) as pool:
+                    results = list(pool.map(lambda s: grading.grade_submission(
+                        s[0], s[1], graded=GRADED, limits=limits, feedback=tmp / "feedback", sandboxed=SANDBOXED),
+                        submissions))
+                lines += [r.line() for r in results]
             finally:
                 os.dup2(saved[0], 1), os.dup2(saved[1], 2)
         seconds = time.monotonic() - start
-        coursework.write_csv(results, tmp / "grades.csv")
     rows = {r.student: r for r in results}
     return {"rows": rows, "tmp": tmp, "lines": lines, "source": source, "before": before, "cases": cases,
             "seconds": seconds}
 
 
-def test_the_batch_grades_every_submission_and_writes_the_gradebook(graded):
+def test_the_batch_grades_every_submission(graded):
     rows, cases = graded["rows"], graded["cases"]
     assert sorted(rows) == sorted(cases)
     assert len(graded["lines"]) == len(cases)
-    header = (graded["tmp"] / "grades.csv").read_text().splitlines()[0]
-    assert header.startswith("student,lesson,score,max_score,status,double,shift")
+    assert all(("not sandboxed" in r.note) != SANDBOXED for r in rows.values())
 
 
 @pytest.mark.parametrize("student", list(attacks(Path("/tmp"))))
@@ -203,11 +214,24 @@ def test_student_output_never_reaches_the_grader(graded):
 
 
 def test_nothing_a_submission_started_outlives_its_grading(graded):
-    for name in ("daemon_kernel.pid", "daemon_harness.pid"):
-        path = graded["tmp"] / name
-        assert path.exists(), f"{name}: the daemon never started, the test proves nothing"
-        pid = int(path.read_text())
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
+    # the kernel's daemon writes its pid in the submission's own folder (all it can write), printed back
+    text = _outputs(graded, "daemon")
+    assert "DAEMON STARTED" in text, "the daemon never started, the test proves nothing"
+    assert not _alive_daemons(), _alive_daemons()
+    # the harness refuses to start a process at all
+    assert "refuses subprocess.Popen" in graded["rows"]["daemon_in_solution"].exercises["double"].message
+
+
+def _alive_daemons():
+    """Processes still running the daemon's code (its command line carries the marker)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"DAEMON_MARKER" in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def _feedback(graded, student):
@@ -249,23 +273,20 @@ def test_feedback_carries_each_exercises_verdict(graded):
 
 def test_the_instructors_lesson_is_unchanged(graded):
     assert _sha(graded["source"] / f"{LESSON}.ipynb") == graded["before"]
-    assert all(r.status != "library changed" for r in graded["rows"].values())
 
 
-def test_the_tripwire_flags_a_library_changed_during_grading(tmp_path):
-    (tmp_path / "a.py").write_text("x = 1")
-    before = coursework.batch.fingerprint([tmp_path])
-    (tmp_path / "a.py").write_text("x = 2")
-    assert coursework.batch.fingerprint([tmp_path]) != before
-
-
-def test_the_supervisor_kills_a_detached_process_that_would_otherwise_survive(tmp_path):
+@pytest.mark.parametrize("jailed", [False, True], ids=["supervisor", "supervisor+sandbox"])
+def test_the_supervisor_kills_a_detached_process_that_would_otherwise_survive(tmp_path, jailed):
+    if jailed and not SANDBOXED:
+        pytest.skip("bubblewrap does not run here")
     pid_file = tmp_path / "pid"
     script = tmp_path / "daemon.py"
     script.write_text(DAEMON.format(path=str(pid_file)))
     env = sandbox.minimal_env(tmp_path, None)
     code = sandbox.run([sys.executable, str(script)], cwd=tmp_path, env=env, timeout=30, cpu_seconds=30,
-                       memory_bytes=2 << 30, log=tmp_path / "log")
+                       memory_bytes=2 << 30, log=tmp_path / "log", jail=sandbox.Jail(tmp_path) if jailed else None)
     assert code == 0
-    pid = int(pid_file.read_text())
-    assert not os.path.exists(f"/proc/{pid}")
+    assert pid_file.exists(), "the daemon never started, the test proves nothing"
+    assert not _alive_daemons(), _alive_daemons()
+    if not jailed:
+        assert not os.path.exists(f"/proc/{int(pid_file.read_text())}")
