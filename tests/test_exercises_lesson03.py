@@ -1,5 +1,5 @@
-"""Lesson 03's exercises: each graded one accepts a right answer and rejects its typical mistake
-on the public or the hidden cases; the end-of-lesson functions find what the lesson says."""
+"""Lesson 03's exercises: each graded one accepts a right answer and rejects its typical mistakes on
+the public or the hidden cases; the end-of-lesson functions find what the exercises ask about."""
 
 from __future__ import annotations
 
@@ -9,75 +9,75 @@ import pytest
 import torch
 
 from course_lib import diffusion, exercises, toy
-from course_lib.exercises import classifier_free_guidance as ex03
+from course_lib.exercises import classifier_free_guidance as public03
+from instructor import exercises as graded
+from instructor.exercises import classifier_free_guidance as ex03
 
 
-def cfg_eps(c, u, w):
-    return (1 + w) * c - w * u
-
-
-def diffusers_eps(c, u, s):
-    return u + s * (c - u) if s > 1 else c
-
-
-def implicit_grad(model, x, t, y, schedule):
+def implicit_log_odds(model, x, t, y, y_other, schedule):
     with torch.no_grad():
         eps_y = model(x, t, torch.full_like(t, y))
-        eps_null = model(x, t, torch.full_like(t, model.num_classes))
-    return (eps_null - eps_y) / schedule.sigmas[t][:, None]
+        eps_other = model(x, t, torch.full_like(t, y_other))
+    return (eps_other - eps_y) / schedule.sigmas[t][:, None]
 
 
 def cfg_x0_guess(x_t, c, u, alpha_bar, w):
-    return (x_t - math.sqrt(1 - alpha_bar) * cfg_eps(c, u, w)) / math.sqrt(alpha_bar)
+    return (x_t - math.sqrt(1 - alpha_bar) * ((1 + w) * c - w * u)) / math.sqrt(alpha_bar)
 
 
-RIGHT = dict(cfg_eps=cfg_eps, diffusers_eps=diffusers_eps, implicit_grad=implicit_grad, cfg_x0_guess=cfg_x0_guess)
+def _component_scores(x, means, var, weights, alpha_bar, noised=True):
+    m = math.sqrt(alpha_bar) * means if noised else means
+    v = alpha_bar * var + 1 - alpha_bar if noised else var
+    x = x.double()[:, None]
+    log_joint = weights.log() - 0.5 * (x - m) ** 2 / v
+    return -(x - m) / v, torch.softmax(log_joint, dim=1)
+
+
+def cfg_score_1d(x, means, var, weights, y, w, alpha_bar, noised=True):
+    scores, post = _component_scores(x, means, var, weights, alpha_bar, noised)
+    return (1 + w) * scores[:, y] - w * (post * scores).sum(1)
+
+
+RIGHT = dict(implicit_log_odds=implicit_log_odds, cfg_x0_guess=cfg_x0_guess, cfg_score_1d=cfg_score_1d)
 WRONG = dict(
-    cfg_eps=lambda c, u, w: w * c - (w - 1) * u,                        # the weights swapped
-    diffusers_eps=lambda c, u, s: u + s * (c - u),                        # guidance_scale <= 1 taken as CFG too
-    implicit_grad=lambda m, x, t, y, s: -implicit_grad(m, x, t, y, s),   # y minus null
-    cfg_x0_guess=lambda x, c, u, a, w: (x - math.sqrt(1 - a) * c) / math.sqrt(a),  # the unguided guess
+    implicit_log_odds=[lambda m, x, t, y, o, s: -implicit_log_odds(m, x, t, y, o, s),           # sign
+                       lambda m, x, t, y, o, s: implicit_log_odds(m, x, t, y, m.num_classes, s)],  # null, not y'
+    cfg_x0_guess=[lambda x, c, u, a, w: (x - math.sqrt(1 - a) * c) / math.sqrt(a)],                # unguided guess
+    cfg_score_1d=[lambda *a: cfg_score_1d(*a, noised=False),                                        # the t = 0 tilt
+                  lambda x, m, v, p, y, w, a: cfg_score_1d(x, m, v, p, y, -w, a)],                 # swapped weights
 )
+
+
+def test_every_exercise_of_the_lesson_is_here():
+    assert {e.name for e in exercises.for_lesson(public03.LESSON)} == set(RIGHT)
+    for name in RIGHT:
+        assert exercises.get(name).twins or name == "cfg_x0_guess"
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_right_answer_passes_public_and_hidden(name):
-    exercise = exercises.get(name)
-    assert exercise.lesson == ex03.LESSON
+    exercise = graded.get(name)
     for seed in (0, 7):
         gen = torch.Generator().manual_seed(seed)
-        cases = exercise.public_cases(gen) + exercise.hidden_cases(gen)
-        assert max(exercise.errors(RIGHT[name], cases)) <= exercise.tolerance
+        cases = exercise.exercise.public_cases(gen) + exercise.grading.hidden_cases(gen)
+        assert max(exercise.errors(RIGHT[name], cases)) <= exercise.exercise.tolerance
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
-def test_typical_mistake_fails_hidden(name):
-    exercise = exercises.get(name)
-    cases = exercise.hidden_cases(torch.Generator().manual_seed(3))
-    assert max(exercise.errors(WRONG[name], cases)) > 100 * exercise.tolerance
+def test_typical_mistakes_fail_hidden(name):
+    exercise = graded.get(name)
+    cases = exercise.grading.hidden_cases(torch.Generator().manual_seed(3))
+    for wrong in WRONG[name]:
+        assert max(exercise.errors(wrong, cases)) > 100 * exercise.exercise.tolerance
 
 
-def test_hidden_cases_show_what_public_ones_do_not():
-    gen = torch.Generator().manual_seed(0)
-    public_w = {args[2] for args in exercises.get("cfg_eps").public_cases(gen)}
-    hidden_w = {args[2] for args in exercises.get("cfg_eps").hidden_cases(gen)}
-    assert {-1.0, 0.0} <= hidden_w and not {-1.0, 0.0} & public_w
-    assert all(args[2] > 1 for args in exercises.get("diffusers_eps").public_cases(gen))
-    assert any(args[2] <= 1 for args in exercises.get("diffusers_eps").hidden_cases(gen))
-    hidden_t = torch.cat([args[2] for args in exercises.get("implicit_grad").hidden_cases(gen)])
-    assert {0, 999} <= set(hidden_t.tolist())
-
-
-def test_implicit_grad_public_cases_use_the_exact_oracle():
-    for args in exercises.get("implicit_grad").public_cases(torch.Generator().manual_seed(0)):
-        assert isinstance(args[0], toy.OracleDenoiser)
-
-
-def test_diffusers_eps_is_the_conditional_branch_at_scale_one_or_below():
-    c, u = torch.randn(4, 2), torch.randn(4, 2)
-    for s in (0.0, 0.5, 1.0):
-        assert torch.equal(ex03._diffusers(c, u, s), c)
-    assert torch.allclose(ex03._diffusers(c, u, 7.5), cfg_eps(c, u, 6.5))
+def test_cfg_score_1d_at_t0_is_the_tilt_and_at_w0_the_class():
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    means, weights = torch.tensor([-1.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64)
+    tilt = ex03._score_1d_reference(x, means, 0.5, weights, 1, 2.0, 1.0)
+    assert torch.allclose(tilt, cfg_score_1d(x, means, 0.5, weights, 1, 2.0, 1.0, noised=False))
+    at_zero = ex03._score_1d_reference(x, means, 0.5, weights, 1, 0.0, 0.3)
+    assert torch.allclose(at_zero, -(x - math.sqrt(0.3) * 1.5) / (0.3 * 0.5 + 0.7))
 
 
 @pytest.fixture(scope="module")

@@ -1,69 +1,90 @@
-"""Lesson 05's graded exercises: right answers pass every case, typical mistakes fail the instant check;
-the end-of-lesson helpers find what the exercises say."""
+"""Lesson 05's graded exercises: right answers pass every case, typical mistakes fail the hidden cases;
+the end-of-lesson helpers find what the exercises ask about."""
 
 import math
 import time
 
+import pytest
 import torch
 
-from course_lib import exercises, toy
-from course_lib.exercises import since_2022
-from test_checks import assert_right_and_wrong
+from course_lib import diffusion, exercises, guidance, toy
+from course_lib.exercises import since_2022 as public05
+from instructor import exercises as graded
+from instructor.exercises import since_2022
 
 
-def interval_eps(eps_guided, eps_plain, t, t_lo, t_hi):
-    inside = ((t >= t_lo) & (t <= t_hi)).reshape(-1, *([1] * (eps_guided.ndim - 1)))
-    return torch.where(inside, eps_guided, eps_plain)
+def autoguidance_repair_weight(var, delta_good, delta_bad):
+    good, bad = 1 / (var + delta_good**2), 1 / (var + delta_bad**2)
+    return (1 / var - good) / (good - bad)
+
+
+def corrector_scale(gamma, gamma_predictor):
+    return 2 * gamma - gamma_predictor
 
 
 def gaussian_product(mean_a, cov_a, mean_b, cov_b):
     prec_a, prec_b = torch.linalg.inv(cov_a), torch.linalg.inv(cov_b)
     cov = torch.linalg.inv(prec_a + prec_b)
     mean = cov @ (prec_a @ mean_a + prec_b @ mean_b)
-    s = cov_a + cov_b
-    d = mean_a - mean_b
-    log_scale = -0.5 * (d @ torch.linalg.solve(s, d) + torch.logdet(s)) - math.log(2 * math.pi)
-    return mean, cov, float(log_scale)
+    joint, d = cov_a + cov_b, mean_a - mean_b
+    log_scale = -0.5 * (d @ torch.linalg.solve(joint, d) + torch.logdet(joint)) - math.log(2 * math.pi)
+    return mean, (cov + cov.T) / 2, float(log_scale)
 
 
-def langevin_step_size(score, noise, snr):
-    s = score.reshape(len(score), -1).norm(dim=1).mean()
-    z = noise.reshape(len(noise), -1).norm(dim=1).mean()
-    return float(2 * (snr * z / s) ** 2)
+def flow_velocity_from_vp(eps, x_t, alpha_bar):
+    a = alpha_bar.reshape(-1, *([1] * (x_t.ndim - 1)))
+    return eps - (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
 
-def flow_velocity(eps, x, tau):
-    tau = tau.reshape(-1, *([1] * (x.ndim - 1)))
-    return (eps - x) / (1 - tau)
+RIGHT = dict(autoguidance_repair_weight=autoguidance_repair_weight, corrector_scale=corrector_scale,
+             gaussian_product=gaussian_product, flow_velocity_from_vp=flow_velocity_from_vp)
+WRONG = dict(
+    autoguidance_repair_weight=[lambda v, g, b: g**2 / (b**2 - g**2),                   # variances, not precisions
+                                lambda v, g, b: 1.0],
+    corrector_scale=[lambda g, p: 2 * g - 1, lambda g, p: g],                           # the paper's case; no change
+    gaussian_product=[lambda ma, ca, mb, cb: (*gaussian_product(ma, ca, mb, cb)[:2], 0.0),   # scale forgotten
+                      lambda ma, ca, mb, cb: ((ma + mb) / 2, (ca + cb) / 4, gaussian_product(ma, ca, mb, cb)[2])],
+    flow_velocity_from_vp=[lambda e, x, a: (e - x) / (1 - ((1 - a).sqrt() / (a.sqrt() + (1 - a).sqrt())))[:, None],
+                           lambda e, x, a: e],                                          # the same-path conversion
+)
 
 
-def test_interval_eps():
-    assert_right_and_wrong("interval_eps", interval_eps,  # an open window: the ends get the plain prediction
-                           lambda g, p, t, lo, hi: interval_eps(g, p, t, lo + 1, hi - 1))
+def test_the_lesson_has_four_graded_exercises():
+    assert {e.name for e in exercises.for_lesson(public05.LESSON)} == set(RIGHT)
 
 
-def test_gaussian_product():
-    assert_right_and_wrong("gaussian_product", gaussian_product,  # covariances added instead of precisions
-                           lambda ma, ca, mb, cb: (gaussian_product(ma, ca, mb, cb)[0], ca + cb,
-                                                   gaussian_product(ma, ca, mb, cb)[2]))
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_right_answer_passes_public_and_hidden(name):
+    exercise = graded.get(name)
+    for seed in (0, 7):
+        gen = torch.Generator().manual_seed(seed)
+        cases = exercise.exercise.public_cases(gen) + exercise.grading.hidden_cases(gen)
+        assert max(exercise.errors(RIGHT[name], cases)) <= exercise.exercise.tolerance
 
 
-def test_langevin_step_size():
-    assert_right_and_wrong("langevin_step_size", langevin_step_size,  # forgets the square
-                           lambda s, z, r: float(2 * r * z.reshape(len(z), -1).norm(dim=1).mean()
-                                                 / s.reshape(len(s), -1).norm(dim=1).mean()))
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_typical_mistakes_fail_hidden(name):
+    exercise = graded.get(name)
+    cases = exercise.grading.hidden_cases(torch.Generator().manual_seed(3))
+    for wrong in WRONG[name]:
+        assert max(exercise.errors(wrong, cases)) > 100 * exercise.exercise.tolerance
 
 
-def test_flow_velocity():
-    assert_right_and_wrong("flow_velocity", flow_velocity,  # the velocity of eps alone, x0's part forgotten
-                           lambda eps, x, tau: eps)
+def test_the_repair_weight_makes_autoguidance_exact_at_t0():
+    """At the weight, autoguidance of two blurred copies of a Gaussian class has the class's own score at t = 0."""
+    mixture = toy.GaussianMixture2D(torch.zeros(1, 2), 0.3 * torch.eye(2)[None], torch.ones(1))
+    schedule = diffusion.make_schedule("linear", T=1000)
+    w = autoguidance_repair_weight(0.3, 0.2, 0.4)
+    t, x = torch.zeros(5, dtype=torch.long), torch.randn(5, 2, dtype=torch.float64)
+    fn = guidance.autoguidance(mixture.broadened(0.2).eps_fn(schedule), mixture.broadened(0.4).eps_fn(schedule), w)
+    assert torch.allclose(fn(x, t), mixture.eps_fn(schedule)(x, t), rtol=1e-3, atol=1e-6)   # t = 0 is alpha_bar < 1
 
 
 def test_every_case_is_cheap():
-    for exercise in exercises.for_lesson(since_2022.LESSON):
+    for exercise in graded.for_lesson(public05.LESSON):
         start = time.perf_counter()
-        for args in exercise.hidden_cases(torch.Generator().manual_seed(0)):
-            exercise.reference(*args)
+        for args in exercise.grading.hidden_cases(torch.Generator().manual_seed(0)):
+            exercise.grading.reference(*args)
         assert time.perf_counter() - start < 1.0, exercise.name
 
 

@@ -1,56 +1,25 @@
-"""Exercises of lesson 03 (classifier-free guidance): four graded ones, and what the
-end-of-lesson exercises should find.
+"""Exercises of lesson 03 (classifier-free guidance): the public half of three graded ones.
 
-Graded (hidden cases use what the instant check never shows: ``w = -1`` and ``0``,
-``guidance_scale <= 1``, ``t = 0`` and ``T - 1``, a batch of one, another mixture,
-a cosine schedule, images):
-
-- ``cfg_eps(eps_cond, eps_uncond, w)``: the CFG prediction (Ho & Salimans 2021, eq. 6).
-- ``diffusers_eps(eps_cond, eps_uncond, guidance_scale)``: what a diffusers pipeline computes;
-  it runs CFG only when ``guidance_scale > 1`` and the conditional branch alone otherwise.
-- ``implicit_grad(model, x, t, y, schedule)``: the implicit classifier's gradient, checked with a
-  perfect model (:class:`toy.OracleDenoiser`) against the exact ``grad_x log p_t(y | x_t)``.
+- ``implicit_log_odds(model, x, t, y, y_other, schedule)``: the gradient of the log-odds
+  ``log p_t(y | x_t) / p_t(y_other | x_t)`` that a CFG network implies (Bayes' rule on its noise
+  predictions), checked with a perfect model against the exact noised classifier.
 - ``cfg_x0_guess(x_t, eps_cond, eps_uncond, alpha_bar, w)``: the denoised guess under CFG, checked
   against the exact posterior means ``(1 + w) E[x0 | x_t, y] - w E[x0 | x_t]`` (Tweedie).
+- ``cfg_score_1d(x, means, var, weights, y, w, alpha_bar)``: the score that CFG with a perfect model
+  follows at one noise level, for a 1-D mixture of two Gaussians of one variance, in closed form.
 
-End-of-lesson: :func:`posterior_of_samples`, :func:`interpolation_gap` and
-:func:`sampler_baseline_diversity` compute what exercises 1 to 3 ask the student to find.
+References, hidden cases and what each exercise tests: ``instructor/exercises/classifier_free_guidance.py``.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .. import diffusion, guidance, metrics, tilted, toy
-from .core import Exercise, seed_from, tiny_cfg_model
+from .. import diffusion, toy
+from .core import Exercise
 
 LESSON = "03_classifier_free_guidance"
 _LINEAR, _COSINE = diffusion.make_schedule("linear", T=1000), diffusion.make_schedule("cosine", T=1000)
-
-
-# --- cfg_eps ------------------------------------------------------------------------------------
-
-
-def _pair(gen: torch.Generator, *shape: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.randn(*shape, generator=gen, dtype=dtype), torch.randn(*shape, generator=gen, dtype=dtype)
-
-
-def _cfg_public(gen: torch.Generator) -> list[tuple]:
-    eps_c, eps_u = _pair(gen, 50, 2)
-    return [(eps_c, eps_u, w) for w in (0.5, 2.0, 4.0)]
-
-
-# --- diffusers_eps ------------------------------------------------------------------------------
-
-
-def _diffusers_public(gen: torch.Generator) -> list[tuple]:
-    eps_c, eps_u = _pair(gen, 50, 2)
-    return [(eps_c, eps_u, s) for s in (1.5, 3.0, 7.5)]
-
-
-# --- implicit_grad ------------------------------------------------------------------------------
 
 
 def _noised_points(mixture: toy.GaussianMixture2D, t: torch.Tensor, schedule: diffusion.Schedule,
@@ -60,12 +29,15 @@ def _noised_points(mixture: toy.GaussianMixture2D, t: torch.Tensor, schedule: di
     return diffusion.q_sample(x0, t, torch.randn(len(t), 2, generator=gen, dtype=torch.float64), schedule)
 
 
-def _implicit_public(gen: torch.Generator) -> list[tuple]:
+# --- implicit_log_odds --------------------------------------------------------------------------
+
+
+def _log_odds_public(gen: torch.Generator) -> list[tuple]:
     mixture = toy.anisotropic()
     oracle = toy.OracleDenoiser(mixture, _LINEAR)
     t = torch.randint(100, 900, (40,), generator=gen)
     x = _noised_points(mixture, t, _LINEAR, gen)
-    return [(oracle, x, t, y, _LINEAR) for y in range(3)]
+    return [(oracle, x, t, y, y_other, _LINEAR) for y, y_other in ((1, 0), (2, 1), (0, 2))]
 
 
 # --- cfg_x0_guess -------------------------------------------------------------------------------
@@ -90,36 +62,49 @@ def _x0_public(gen: torch.Generator) -> list[tuple]:
     return [_x0_case(mixture, 1, t, w, 40, _LINEAR, gen) for t, w in ((200, 1.0), (500, 3.0), (800, 2.0))]
 
 
+# --- cfg_score_1d -------------------------------------------------------------------------------
+
+
+def _score_1d_case(gen: torch.Generator, means: tuple[float, float], var: float, weights: tuple[float, float],
+                   y: int, w: float, alpha_bar: float, n: int = 40, dtype: torch.dtype = torch.float64) -> tuple:
+    x = (3.0 * torch.randn(n, generator=gen, dtype=torch.float64)).to(dtype)
+    return (x, torch.tensor(means, dtype=torch.float64), var, torch.tensor(weights, dtype=torch.float64), y, w,
+            alpha_bar)
+
+
+def _score_1d_public(gen: torch.Generator) -> list[tuple]:
+    return [_score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 1, 1.0, 0.9),
+            _score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 1, 3.0, 0.3),
+            _score_1d_case(gen, (0.5, -2.0), 0.2, (0.7, 0.3), 0, 2.0, 0.6)]
+
+
 EXERCISES = [
-    Exercise(name="cfg_eps",
-             lesson=LESSON,
-             points=1,
-             public_cases=_cfg_public,
-             tolerance=1e-5,
-             hint="reread section 2: which weight gives the unconditional model, which the conditional one?"),
-    Exercise(name="diffusers_eps",
-             lesson=LESSON,
-             points=1,
-             public_cases=_diffusers_public,
-             tolerance=1e-5,
-             hint="reread section 2: how guidance_scale relates to w, and what diffusers does at guidance_scale <= 1"),
-    Exercise(name="implicit_grad",
+    Exercise(name="implicit_log_odds",
              lesson=LESSON,
              points=2,
-             public_cases=_implicit_public,
+             public_cases=_log_odds_public,
              tolerance=1e-5,
-             hint="section 3: Bayes' rule turns the two predictions into a classifier's gradient; mind the sign, "
-                  "and every point has its own noise level"),
+             hint="section 3: write log p_t(y | x_t) with Bayes' rule for each of the two labels and subtract; "
+                  "then turn scores into noise predictions (lesson 0). Every point has its own noise level.",
+             twins=("course_lib.guidance.implicit_classifier_grad", "course_lib.tilted.implicit_classifier_grad",
+                    "course_lib.guidance.classifier_log_prob_grad",
+                    "course_lib.toy.GaussianMixture2D.log_posterior_fn", "course_lib.toy.GaussianMixture2D.posterior")),
     Exercise(name="cfg_x0_guess",
              lesson=LESSON,
              points=2,
              public_cases=_x0_public,
              tolerance=1e-5,
              call=_x0_call,
-             hint="lesson 0's denoised guess, computed from the noise prediction that CFG actually uses"),
+             hint="lesson 0's denoised guess, computed from the noise prediction that CFG actually uses",
+             twins=("course_lib.guidance.cfg", "course_lib.guidance.model_cfg_eps_fn")),
+    Exercise(name="cfg_score_1d",
+             lesson=LESSON,
+             points=2,
+             public_cases=_score_1d_public,
+             tolerance=1e-6,
+             hint="section 5: what does noising do to each Gaussian component, and what is the score of a "
+                  "two-component mixture (lesson 0)? Then combine the class's score and the mixture's as CFG does.",
+             twins=("course_lib.toy.GaussianMixture2D.score", "course_lib.toy.GaussianMixture2D.eps_fn",
+                    "course_lib.toy.GaussianMixture2D.noised", "course_lib.toy.GaussianMixture2D.posterior",
+                    "course_lib.tilted.TiltedDensity")),
 ]
-
-
-# --- what the end-of-lesson exercises should find ----------------------------------------------
-
-

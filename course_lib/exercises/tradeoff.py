@@ -1,63 +1,62 @@
-"""Exercises of lesson 04 (the quality-diversity trade-off): three graded ones, and what the
-end-of-lesson exercises should find.
+"""Exercises of lesson 04 (the quality-diversity trade-off): the public half of three graded ones,
+and the leaky model of the lesson's section 3.
 
-Graded (hidden cases use what the instant check never shows: ``k = 1``, a batch of one, a set
-far away, the same set twice, another class and another mixture, a handful of samples,
-``lam = 0`` and a strong leak, ``t = 0`` and ``T - 1``):
-
-- ``knn_precision(real, fake, k)``: k-NN precision (Kynkaanniemi et al. 2019).
-- ``frechet_to_class(x, mean, cov)``: the Frechet distance from samples to the exact Gaussian law of
-  one class (the FID recipe with the exact mean and covariance on one side).
+- ``frechet_of_shrinkage(mean, cov, centre, c)``: the Frechet distance (FID's formula) between a
+  Gaussian class and the same class shrunk by a factor ``c`` towards a point, in closed form.
+- ``ddim_shrink(var, schedule, steps)``: by how much deterministic DDIM with the exact noise
+  prediction shrinks the spread of a 1-D Gaussian class, for a number of steps.
 - ``leak_repair_weight(lam)``: the CFG weight that turns a conditional prediction which mixes in a
   share ``lam`` of the unconditional one back into the exact conditional, checked with the exact
   eps of a 2-D mixture.
 
-End-of-lesson: :func:`expected_sampler_optima` and :func:`expected_leak_optima` compute what
-exercises 2 and 3 ask the student to find.
+References, hidden cases and what each exercise tests: ``instructor/exercises/tradeoff.py``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 
-from .. import data, diffusion, evaluate, guidance, metrics, pretrained, sweeps, toy
+from .. import diffusion, guidance, toy
 from .core import Exercise
 
 LESSON = "04_quality_diversity_tradeoff"
 _LINEAR, _COSINE = diffusion.make_schedule("linear", T=1000), diffusion.make_schedule("cosine", T=1000)
 
 
-# --- knn_precision ------------------------------------------------------------------------------
+def leaky_mixture(mixture: toy.GaussianMixture2D, y: int, lam: float) -> toy.GaussianMixture2D:
+    """A conditional model of class ``y`` that leaks a share ``lam`` of its mass to every class in
+    proportion to the class weights: the mixture with weights ``(1 - lam) e_y + lam pi`` (one component
+    per class). Its unconditional ``eps_fn`` is that model's exact conditional prediction."""
+    if not 0 < lam < 1:
+        raise ValueError(f"lam must lie strictly between 0 and 1 (every class keeps some weight), got {lam!r}")
+    guidance.check_labels(y, 1, mixture.num_classes)
+    if mixture.num_components != mixture.num_classes:
+        raise ValueError("mixture must have one component per class")
+    one_hot = torch.eye(mixture.num_components, dtype=torch.float64)[y]
+    return toy.GaussianMixture2D(mixture.means, mixture.covs, lam * mixture.weights + (1 - lam) * one_hot)
 
 
-def _knn_public(gen: torch.Generator) -> list[tuple]:
-    real, fake = torch.randn(300, 2, generator=gen), 0.5 * torch.randn(200, 2, generator=gen) + 1.0
-    return [(a, b, k) for k in (2, 5) for a, b in ((real, fake), (fake, real))]
+# --- frechet_of_shrinkage -----------------------------------------------------------------------
 
 
-# --- frechet_to_class ---------------------------------------------------------------------------
-
-
-def _class_case(mixture: toy.GaussianMixture2D, y: int, n: int, squeeze: Sequence[float], shift: float,
-                gen: torch.Generator) -> tuple:
-    """``n`` exact samples of class ``y``, scaled about its mean by ``diag(squeeze)`` (along the plot's
-    axes, not the class's: the fitted covariance then does not commute with the exact one) and shifted."""
-    x = mixture.sample(n, y, generator=gen)[0]
-    centre = mixture.means[y].float()
-    return (centre + (x - centre) * torch.tensor(squeeze) + shift, mixture.means[y].clone(), mixture.covs[y].clone())
-
-
-def _frechet_public(gen: torch.Generator) -> list[tuple]:
+def _shrink_public(gen: torch.Generator) -> list[tuple]:
     mixture = toy.anisotropic()
-    return [_class_case(mixture, 1, 500, (1.0, 1.0), 0.0, gen),     # exact samples: near zero
-            _class_case(mixture, 1, 500, (0.6, 0.6), 0.0, gen),     # shrunk towards the mode, as guidance does
-            _class_case(mixture, 1, 500, (1.0, 0.4), 0.5, gen)]     # squeezed along one axis and shifted
+    return [(mixture.means[1].clone(), mixture.covs[1].clone(), torch.tensor([2.0, -2.5], dtype=torch.float64), c)
+            for c in (0.6, 0.3)] + [(mixture.means[0].clone(), mixture.covs[0].clone(),
+                                     torch.randn(2, generator=gen, dtype=torch.float64), 1.5)]
+
+
+# --- ddim_shrink --------------------------------------------------------------------------------
+
+
+def _ddim_public(gen: torch.Generator) -> list[tuple]:
+    return [(0.25, _LINEAR, 10), (1.0, _LINEAR, 50), (4.0, _LINEAR, 10)]
 
 
 # --- leak_repair_weight -------------------------------------------------------------------------
+
 
 def _leak_call(fn, mixture: toy.GaussianMixture2D, schedule: diffusion.Schedule, y: int, lam: float,
                x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -84,20 +83,25 @@ def _leak_public(gen: torch.Generator) -> list[tuple]:
 
 
 EXERCISES = [
-    Exercise(name="knn_precision",
-             lesson=LESSON,
-             points=1,
-             public_cases=_knn_public,
-             tolerance=1e-6,
-             hint="a ball's radius is the distance to the k-th nearest *other* real point; reread the precision "
-                  "part of section 1 on how the balls are built"),
-    Exercise(name="frechet_to_class",
+    Exercise(name="frechet_of_shrinkage",
              lesson=LESSON,
              points=2,
-             public_cases=_frechet_public,
+             public_cases=_shrink_public,
              tolerance=1e-6,
-             hint="fit the samples' mean and (unbiased) covariance, then compare two Gaussians as FID does; the "
-                  "cross term needs a matrix square root of a product, not a product of square roots"),
+             hint="section 1: which Gaussian does the shrunk class follow (mean and covariance)? Then FID's distance "
+                  "between two Gaussians (the docstring of metrics.frechet_gaussians states it): what is the square "
+                  "root of the cross term when one covariance is a multiple of the other?",
+             twins=("course_lib.metrics.frechet_gaussians", "course_lib.metrics.frechet_distance")),
+    Exercise(name="ddim_shrink",
+             lesson=LESSON,
+             points=2,
+             public_cases=_ddim_public,
+             tolerance=1e-6,
+             hint="section 2's sampler's baseline: for a Gaussian class the exact noise prediction is linear in x_t "
+                  "(Tweedie, lesson 0), so every deterministic DDIM step multiplies the distance to the class mean "
+                  "by a number; multiply them",
+             twins=("course_lib.diffusion.sample", "course_lib.diffusion.ddim_step",
+                    "course_lib.toy.GaussianMixture2D.eps_fn", "course_lib.toy.GaussianMixture2D.score")),
     Exercise(name="leak_repair_weight",
              lesson=LESSON,
              points=1,
@@ -107,8 +111,3 @@ EXERCISES = [
              hint="write the leaky prediction and CFG's extrapolation as combinations of the exact conditional and "
                   "unconditional predictions, and ask when the unconditional part cancels (section 3)"),
 ]
-
-
-# --- what the end-of-lesson exercises should find ---------------------------------------------
-
-

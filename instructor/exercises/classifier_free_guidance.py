@@ -1,62 +1,49 @@
-"""Instructor half of the exercises of classifier_free_guidance: references, hidden cases, what each tests."""
+"""Instructor half of lesson 03's exercises: references, hidden cases, what each tests; and what the
+end-of-lesson exercises should find."""
 
 from __future__ import annotations
 
 import math
+
 import torch
+
 from course_lib import diffusion, guidance, metrics, tilted, toy
-from course_lib.exercises.core import Exercise, seed_from, tiny_cfg_model
-from course_lib.exercises.classifier_free_guidance import _COSINE, _LINEAR, _noised_points, _pair, _x0_case
+from course_lib.exercises.classifier_free_guidance import _COSINE, _LINEAR, _noised_points, _score_1d_case, _x0_case
+from course_lib.exercises.core import seed_from, tiny_cfg_model
+
 from .core import Grading
 
 
-def _cfg(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, w: float) -> torch.Tensor:
-    """Ho & Salimans 2021, eq. 6, through :func:`guidance.cfg`."""
-    return guidance.cfg(lambda x, t: eps_cond, lambda x, t: eps_uncond, w)(None, None)
+# --- implicit_log_odds --------------------------------------------------------------------------
 
 
-def _cfg_hidden(gen: torch.Generator) -> list[tuple]:
-    eps_c, eps_u = _pair(gen, 20, 2)
-    w = 0.1 + 8 * torch.rand((), generator=gen).item()
-    return [(eps_c, eps_u, -1.0), (eps_c, eps_u, 0.0), (eps_c, eps_u, -0.5), (eps_c, eps_u, w),
-            (eps_c[:1], eps_u[:1], 3.0), (*_pair(gen, 2, 1, 28, 28, dtype=torch.float64), w)]
-
-
-def _diffusers(eps_cond: torch.Tensor, eps_uncond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-    """diffusers' pipelines: ``eps_u + s (eps_c - eps_u)`` when ``s > 1`` (``s = 1 + w``), else ``eps_c`` alone."""
-    if guidance_scale > 1:
-        return _cfg(eps_cond, eps_uncond, guidance.guidance_scale_to_w(guidance_scale))
-    return eps_cond.clone()
-
-
-def _diffusers_hidden(gen: torch.Generator) -> list[tuple]:
-    eps_c, eps_u = _pair(gen, 20, 2)
-    s = 1.1 + 10 * torch.rand((), generator=gen).item()
-    return [(eps_c, eps_u, 0.0), (eps_c, eps_u, 0.5), (eps_c, eps_u, 1.0), (eps_c, eps_u, s),
-            (eps_c[:1], eps_u[:1], 2.0), (*_pair(gen, 2, 1, 28, 28, dtype=torch.float64), s)]
-
-
-def _implicit_reference(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y: int,
+def _log_odds_reference(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y: int, y_other: int,
                         schedule: diffusion.Schedule) -> torch.Tensor:
-    """A perfect model: the exact ``grad_x log p_t(y | x_t)`` of its mixture by autograd.
-    Any other model: :func:`guidance.implicit_classifier_grad`."""
+    """A perfect model: the exact ``grad_x [log p_t(y | x_t) - log p_t(y_other | x_t)]`` of its mixture by
+    autograd. Any other model: what Bayes' rule gives on its predictions, ``(eps(y_other) - eps(y)) / sigma_t``."""
     if isinstance(model, toy.OracleDenoiser):
-        return guidance.classifier_log_prob_grad(model.mixture.log_posterior_fn(schedule), x, t, y)
+        log_post = model.mixture.log_posterior_fn(schedule)
+        return (guidance.classifier_log_prob_grad(log_post, x, t, y)
+                - guidance.classifier_log_prob_grad(log_post, x, t, y_other))
     K = model.num_classes
-    return guidance.implicit_classifier_grad(guidance.model_eps_fn(model, y, K), guidance.model_eps_fn(model, K, K),
-                                             x, t, schedule)
+    return guidance.implicit_classifier_grad(guidance.model_eps_fn(model, y, K),
+                                             guidance.model_eps_fn(model, y_other, K), x, t, schedule)
 
 
-def _implicit_hidden(gen: torch.Generator) -> list[tuple]:
+def _log_odds_hidden(gen: torch.Generator) -> list[tuple]:
     aniso, other = toy.anisotropic(), toy.unequal_weights()
     t = torch.randint(1, 999, (30,), generator=gen)
     edges = torch.tensor([0, 0, 999, 999])
     model = tiny_cfg_model(seed_from(gen), 4)
-    return [(toy.OracleDenoiser(aniso, _LINEAR), _noised_points(aniso, edges, _LINEAR, gen), edges, 1, _LINEAR),
-            (toy.OracleDenoiser(aniso, _LINEAR), _noised_points(aniso, t[:1], _LINEAR, gen), t[:1], 2, _LINEAR),
-            (toy.OracleDenoiser(other, _LINEAR), _noised_points(other, t, _LINEAR, gen), t, 0, _LINEAR),
-            (toy.OracleDenoiser(other, _COSINE), _noised_points(other, t, _COSINE, gen), t, 2, _COSINE),
-            (model, torch.randn(30, 2, generator=gen), t, 3, _LINEAR)]
+    return [(toy.OracleDenoiser(aniso, _LINEAR), _noised_points(aniso, edges, _LINEAR, gen), edges, 1, 2, _LINEAR),
+            (toy.OracleDenoiser(aniso, _LINEAR), _noised_points(aniso, t[:1], _LINEAR, gen), t[:1], 2, 0, _LINEAR),
+            (toy.OracleDenoiser(aniso, _LINEAR), _noised_points(aniso, t, _LINEAR, gen), t, 1, 1, _LINEAR),  # zero
+            (toy.OracleDenoiser(other, _LINEAR), _noised_points(other, t, _LINEAR, gen), t, 0, 2, _LINEAR),
+            (toy.OracleDenoiser(other, _COSINE), _noised_points(other, t, _COSINE, gen), t, 2, 1, _COSINE),
+            (model, torch.randn(30, 2, generator=gen), t, 3, 0, _LINEAR)]
+
+
+# --- cfg_x0_guess -------------------------------------------------------------------------------
 
 
 def _posterior_mean(mixture: toy.GaussianMixture2D, x_t: torch.Tensor, alpha_bar: float, y: int | None):
@@ -77,11 +64,57 @@ def _x0_hidden(gen: torch.Generator) -> list[tuple]:
             _x0_case(aniso, 1, t, 6.5, 1, _LINEAR, gen), _x0_case(other, 2, t, 1.5, 20, _COSINE, gen)]
 
 
+# --- cfg_score_1d -------------------------------------------------------------------------------
+
+
+def _score_1d_reference(x, means, var, weights, y, w, alpha_bar) -> torch.Tensor:
+    """The 1-D mixture as a 2-D one on the line ``x_2 = 0`` (isotropic components, so the first coordinate of
+    the 2-D score is the 1-D score), noised exactly, combined as CFG combines scores."""
+    mixture = toy.GaussianMixture2D(torch.stack([means, torch.zeros_like(means)], dim=1),
+                                    var * torch.eye(2, dtype=torch.float64).expand(2, 2, 2), weights)
+    noised = mixture.noised(alpha_bar)
+    points = torch.stack([x.double(), torch.zeros_like(x, dtype=torch.float64)], dim=1)
+    return ((1 + w) * noised.score(points, y) - w * noised.score(points))[:, 0]
+
+
+def _score_1d_hidden(gen: torch.Generator) -> list[tuple]:
+    return [_score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 1, 2.0, 1.0),           # t = 0: the tilt itself
+            _score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 1, 2.0, 1e-4),          # nearly pure noise
+            _score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 0, -1.0, 0.5),          # unconditional
+            _score_1d_case(gen, (-1.0, 1.5), 0.5, (0.5, 0.5), 0, 0.0, 0.5),           # conditional
+            _score_1d_case(gen, (2.0, -0.5), 1.5, (0.9, 0.1), 1, 4.0, 0.7),           # a rare class, wide ones
+            _score_1d_case(gen, (0.0, 0.3), 0.05, (0.4, 0.6), 0, 1.0, 0.95, n=1),     # close, narrow; one point
+            _score_1d_case(gen, (-3.0, 3.0), 0.3, (0.5, 0.5), 1, 6.0, 0.2, dtype=torch.float32)]
+
+
+GRADING = [
+    Grading(name="implicit_log_odds", reference=_log_odds_reference, hidden_cases=_log_odds_hidden,
+            understanding="Bayes' rule on noise predictions: in log p_t(y|x_t) - log p_t(y'|x_t) the marginal and the "
+                          "null label cancel, leaving (eps(y') - eps(y)) / sigma_t with each point's own sigma_t",
+            shortcut="the lesson shows only the score form with the null label; the library's implicit-classifier "
+                     "and classifier-gradient functions are twins, and the hidden cases use a network that is "
+                     "no mixture (so the oracle's mixture cannot be differentiated instead)"),
+    Grading(name="cfg_x0_guess", reference=_x0_reference, hidden_cases=_x0_hidden,
+            understanding="Tweedie's denoised guess is affine in eps, so CFG's eps gives the CFG combination of the "
+                          "exact posterior means; checked against E[x0|x_t, y] and E[x0|x_t], not against a formula",
+            shortcut="no cell shows x0-hat under CFG; guidance.cfg is a twin, and the reference is built from the "
+                     "exact posterior means, so only the right guess at the right alpha_bar passes"),
+    Grading(name="cfg_score_1d", reference=_score_1d_reference, hidden_cases=_score_1d_hidden,
+            understanding="CFG tilts the noised densities: each component becomes N(sqrt(a) m, a v + 1 - a), the class "
+                          "posterior a logistic function, and the score (1+w) s(x|y) - w s(x) of those noised laws",
+            shortcut="the lesson gives the t = 0 tilt's score only in words of p(x|y) and p(x); the library's mixture "
+                     "scores and the tilted density are twins, and the hidden cases at a = 1, a -> 0, w = -1, 0 "
+                     "catch an un-noised variance or a swapped weight"),
+]
+
+
+# --- what the end-of-lesson exercises should find ----------------------------------------------
+
+
 def posterior_of_samples(mixture: toy.GaussianMixture2D, y: int, w: float, schedule: diffusion.Schedule, *,
                          n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Exercise 1: the mean exact posterior ``p(y | x)`` of samples of the tilted density ``p_w``
-    and of a perfect model's CFG samples (ancestral DDPM), ``(tilted, cfg)``. For ``w > 0``
-    the CFG samples are "more class y" than ``p_w``, although ``p_w`` is what the tilt asks for."""
+    and of a perfect model's CFG samples (ancestral DDPM), ``(tilted, cfg)``."""
     target = tilted.TiltedDensity(mixture, y, w)
     tilt = target.sample(n, generator=torch.Generator().manual_seed(seed))
     fn = guidance.cfg(mixture.eps_fn(schedule, y), mixture.eps_fn(schedule), w)
@@ -92,8 +125,7 @@ def posterior_of_samples(mixture: toy.GaussianMixture2D, y: int, w: float, sched
 def interpolation_gap(mixture: toy.GaussianMixture2D, y: int, w: float, schedule: diffusion.Schedule, *,
                       n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Exercise 2: ``(SW between a perfect model's CFG samples (DDPM) and samples of p_w, SW noise floor
-    of p_w)`` for ``-1 < w < 0``. The first is many times the second: CFG does not sample
-    ``p(x | y)^(1+w) p(x)^(-w)`` when it interpolates either."""
+    of p_w)`` for ``-1 < w < 0``."""
     if not -1 < w < 0:
         raise ValueError(f"w must lie strictly between -1 and 0 (interpolation), got {w!r}")
     target = tilted.TiltedDensity(mixture, y, w)
@@ -108,8 +140,7 @@ def sampler_baseline_diversity(mixture: toy.GaussianMixture2D, y: int, schedule:
                                seed: int = 0) -> dict[str, float]:
     """Exercise 3: mean pairwise distance of samples of ``p(x | y)`` drawn with the exact score at
     ``w = 0`` by deterministic DDIM with each number of ``steps`` (``None``: ancestral DDPM over all
-    ``T``), all from the same ``x_T``, and of exact samples (key ``"exact"``). Few-step DDIM
-    shrinks the class; the diversity rises towards the exact value as the steps grow."""
+    ``T``), all from the same ``x_T``, and of exact samples (key ``"exact"``)."""
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
     fn = mixture.eps_fn(schedule, y)
     out = {}
@@ -145,15 +176,3 @@ def zero_shot_accuracy(model: torch.nn.Module, schedule: diffusion.Schedule, x0:
     out: dict = {t: float((e.argmin(1) == y).double().mean()) for t, e in errors.items()}
     out["all"] = float((sum(errors.values()).argmin(1) == y).double().mean())
     return out
-
-
-GRADING = [
-    Grading(name="cfg_eps", reference=_cfg, hidden_cases=_cfg_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="diffusers_eps", reference=_diffusers, hidden_cases=_diffusers_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="implicit_grad", reference=_implicit_reference, hidden_cases=_implicit_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="cfg_x0_guess", reference=_x0_reference, hidden_cases=_x0_hidden,
-            understanding="TODO", shortcut="TODO"),
-]

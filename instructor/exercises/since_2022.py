@@ -1,29 +1,43 @@
-"""Instructor half of the exercises of since_2022: references, hidden cases, what each tests."""
+"""Instructor half of lesson 05's exercises: references, hidden cases, what each tests; and what the
+end-of-lesson exercises should find."""
 
 from __future__ import annotations
 
 import math
+
 import torch
+
 from course_lib import diffusion, flow, guidance, langevin, metrics, tilted, toy
-from course_lib.exercises.core import Exercise
-from course_lib.exercises.since_2022 import _LINEAR, _flow_case, _spd
+from course_lib.exercises.since_2022 import _COSINE, _LINEAR, _spd, _vp_case
+
 from .core import Grading
 
 
-def _interval(eps_guided: torch.Tensor, eps_plain: torch.Tensor, t: torch.Tensor, t_lo: int, t_hi: int):
-    """Through :func:`guidance.interval` on constant predictions."""
-    return guidance.interval(lambda x, tt: eps_guided, lambda x, tt: eps_plain, t_lo, t_hi)(eps_guided, t)
+def _repair_reference(var: float, delta_good: float, delta_bad: float) -> float:
+    """At t = 0 both models are Gaussians N(mu, var + delta^2) (per direction); autoguidance's score is
+    ``-(x - mu) [(1 + w) / (var + dg^2) - w / (var + db^2)]``, the class's own when the bracket is ``1 / var``."""
+    good, bad = 1 / (var + delta_good**2), 1 / (var + delta_bad**2)
+    return (1 / var - good) / (good - bad)
 
 
-def _interval_hidden(gen: torch.Generator) -> list[tuple]:
-    eps_g, eps_p = torch.randn(30, 2, generator=gen), torch.randn(30, 2, generator=gen)
-    t = torch.randint(0, 1000, (30,), generator=gen)
-    lo = int(torch.randint(0, 500, (), generator=gen))
-    edges = torch.tensor([lo - 1, lo, lo + 100, lo + 101])
-    img_g, img_p = torch.randn(4, 1, 28, 28, generator=gen), torch.randn(4, 1, 28, 28, generator=gen)
-    return [(eps_g, eps_p, t, 0, 999), (eps_g, eps_p, t, 600, 400), (eps_g[:4], eps_p[:4], edges, lo, lo + 100),
-            (eps_g[:1], eps_p[:1], t[:1], int(t[0]), int(t[0])), (img_g, img_p, edges, lo, lo + 100),
-            (eps_g, eps_p, t, lo, lo + 300)]
+def _repair_hidden(gen: torch.Generator) -> list[tuple]:
+    v = 0.05 + torch.rand((), generator=gen).item()
+    return [(v, 0.0, 0.3),              # an exact good model needs no guidance
+            (v, 0.2, 0.21),             # a bad model barely worse: a large weight
+            (v, 0.2, 1e3),              # a hopeless bad model
+            (4.0, 0.5, 1.0), (1e-3, 0.05, 0.1)]
+
+
+def _corrector_reference(gamma: float, gamma_predictor: float) -> float:
+    """The reverse SDE's drift ``f - g^2 s_gamma`` is the probability-flow drift ``f - g^2 s_p / 2`` plus
+    ``-g^2 (2 s_gamma - s_p) / 2``; with the SDE's noise ``g dW`` that is Langevin on the score
+    ``2 s_gamma - s_p = (2 gamma - gamma_p) s_y + (1 - 2 gamma + gamma_p) s``."""
+    return 2 * gamma - gamma_predictor
+
+
+def _corrector_hidden(gen: torch.Generator) -> list[tuple]:
+    g = 1 + 5 * torch.rand((), generator=gen).item()
+    return [(1.0, 1.0), (0.0, 1.0), (g, 0.5), (g, g), (0.5, 0.0), (g, 1.0)]
 
 
 def _product(mean_a: torch.Tensor, cov_a: torch.Tensor, mean_b: torch.Tensor, cov_b: torch.Tensor):
@@ -45,25 +59,48 @@ def _product_hidden(gen: torch.Generator) -> list[tuple]:
             (m, 100 * torch.eye(2, dtype=torch.float64), -m, c)]                    # a very broad one
 
 
-def _step_hidden(gen: torch.Generator) -> list[tuple]:
-    r = 0.01 + torch.rand((), generator=gen).item()
-    return [(torch.randn(1, 2, generator=gen) * 4, torch.randn(1, 2, generator=gen), r),
-            (torch.randn(6, 1, 28, 28, generator=gen) * 20, torch.randn(6, 1, 28, 28, generator=gen), 0.16),
-            (torch.randn(40, 2, generator=gen) * 0.1, torch.randn(40, 2, generator=gen), 1.0),
-            (torch.randn(40, 2, generator=gen, dtype=torch.float64) * 50, torch.randn(40, 2, generator=gen,
-                                                                                     dtype=torch.float64), r)]
+def _vp_reference(eps, x_t, alpha_bar, mixture, y) -> torch.Tensor:
+    """The exact rectified-flow velocity at ``x_tau = x_t / (sqrt(a) + sigma)``, ``tau = sigma / (sqrt(a) + sigma)``."""
+    a = alpha_bar.double()
+    root, sigma = a.sqrt(), (1 - a).sqrt()
+    tau = sigma / (root + sigma)
+    return flow.mixture_velocity_fn(mixture, y)(x_t.double() / (root + sigma)[:, None], tau)
 
 
-def _flow_reference(eps, x, tau, mixture, y) -> torch.Tensor:
-    return flow.mixture_velocity_fn(mixture, y)(x, tau)
-
-
-def _flow_hidden(gen: torch.Generator) -> list[tuple]:
+def _vp_hidden(gen: torch.Generator) -> list[tuple]:
     aniso, branches = toy.anisotropic(), toy.branches(depth=2)
-    tau = 0.02 + 0.96 * torch.rand(20, generator=gen, dtype=torch.float64)
-    return [_flow_case(aniso, 1, tau, gen), _flow_case(aniso, 2, torch.full((5,), 0.01, dtype=torch.float64), gen),
-            _flow_case(aniso, None, torch.full((5,), 0.995, dtype=torch.float64), gen),
-            _flow_case(branches, 0, tau[:1], gen), _flow_case(toy.unequal_weights(), None, tau, gen)]
+    t = torch.randint(1, 999, (20,), generator=gen)
+    return [_vp_case(aniso, 1, t, _LINEAR, gen), _vp_case(aniso, 2, torch.tensor([0, 0, 999, 999]), _LINEAR, gen),
+            _vp_case(aniso, None, t, _COSINE, gen), _vp_case(branches, 0, t[:1], _LINEAR, gen),
+            _vp_case(toy.unequal_weights(), None, t, _LINEAR, gen, dtype=torch.float32)]
+
+
+GRADING = [
+    Grading(name="autoguidance_repair_weight", reference=_repair_reference, hidden_cases=_repair_hidden,
+            understanding="autoguidance extrapolates between two scores: for blurred Gaussians the t = 0 precision is "
+                          "(1+w)/(v+dg^2) - w/(v+db^2), so w = (1/v - 1/(v+dg^2)) / (1/(v+dg^2) - 1/(v+db^2))",
+            shortcut="no library function solves for the weight and no cell states it; the hidden cases (an exact "
+                     "good model, a bad model barely worse, a hopeless one) check the derived expression"),
+    Grading(name="corrector_scale", reference=_corrector_reference, hidden_cases=_corrector_hidden,
+            understanding="Bradley & Nakkiran's split of the ancestral sampler: drift = probability flow at the "
+                          "predictor's scale + Langevin on 2 s_gamma - s_p, i.e. scale 2 gamma - gamma_p",
+            shortcut="the lesson states no gamma' before the exercise; recalling the paper's 2 gamma - 1 fails "
+                     "the public and hidden cases whose predictor is not the conditional model"),
+    Grading(name="gaussian_product", reference=_product, hidden_cases=_product_hidden,
+            understanding="completing the square: precisions add, the mean is precision-weighted, and the leftover "
+                          "constant is log N(mean_a; mean_b, cov_a + cov_b)",
+            shortcut="GaussianMixture2D.product is a twin, and it gives no log_scale; the hidden cases (a Gaussian "
+                     "squared, crossed thin components, a very broad one) check the derivation"),
+    Grading(name="flow_velocity_from_vp", reference=_vp_reference, hidden_cases=_vp_hidden,
+            understanding="the rectified-flow path is our noising rescaled: x_tau = x_t / (sqrt(a) + sigma) carries "
+                          "the same noise, so v = E[eps - x0 | x_t] = eps - (x_t - sigma eps) / sqrt(a)",
+            shortcut="the lesson converts velocity and eps only on one path; the flow module's converters and the "
+                     "mixture's exact velocity are twins, and the reference is the exact velocity at the matched "
+                     "point (t = 0 and T - 1, a cosine schedule, float32)"),
+]
+
+
+# --- what the end-of-lesson exercises should find ----------------------------------------------
 
 
 def interval_sweep(mixture: toy.GaussianMixture2D, y: int, w: float, windows: list[tuple[int, int]],
@@ -120,15 +157,3 @@ def corrector_sweep(mixture: toy.GaussianMixture2D, y: int, w: float, min_ts: li
                                                           corrector_steps=corrector_steps, corrector_min_t=t, eta=0.0,
                                                           x_T=x_T, generator=torch.Generator().manual_seed(seed + 2)),
                                        target) for t in min_ts]
-
-
-GRADING = [
-    Grading(name="interval_eps", reference=_interval, hidden_cases=_interval_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="gaussian_product", reference=_product, hidden_cases=_product_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="langevin_step_size", reference=lambda score, noise, snr: langevin.snr_step_size(score, noise, snr), hidden_cases=_step_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="flow_velocity", reference=_flow_reference, hidden_cases=_flow_hidden,
-            understanding="TODO", shortcut="TODO"),
-]

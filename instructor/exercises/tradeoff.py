@@ -6,39 +6,43 @@ import math
 from typing import Sequence
 import torch
 from course_lib import data, diffusion, evaluate, guidance, metrics, pretrained, sweeps, toy
-from course_lib.exercises.core import Exercise
-from course_lib.exercises.tradeoff import _COSINE, _LINEAR, _class_case, _leak_case
+from course_lib.exercises.tradeoff import _COSINE, _LINEAR, _leak_case, leaky_mixture
 from .core import Grading
 
 
-def _precision(real: torch.Tensor, fake: torch.Tensor, k: int) -> float:
-    """Improved precision (Kynkaanniemi et al. 2019), as :func:`metrics.precision_recall`."""
-    return metrics.precision_recall(real, fake, k=k)[0]
+def _shrink_reference(mean: torch.Tensor, cov: torch.Tensor, centre: torch.Tensor, c: float) -> float:
+    """:func:`metrics.frechet_gaussians` between ``N(mean, cov)`` and the law of ``c x + (1 - c) centre``,
+    ``N(c mean + (1 - c) centre, c^2 cov)``; in closed form ``(1 - c)^2 (|centre - mean|^2 + tr cov)``."""
+    mean, cov, centre = mean.double(), cov.double(), centre.double()
+    return metrics.frechet_gaussians(mean, cov, c * mean + (1 - c) * centre, c**2 * cov)
 
 
-def _knn_hidden(gen: torch.Generator) -> list[tuple]:
-    real, fake = torch.randn(150, 2, generator=gen), 0.7 * torch.randn(120, 2, generator=gen) + 0.8
-    far = fake + 100.0
-    return [(real, fake, 1), (real, fake, 10), (fake, real, 3), (real, real.clone(), 5),   # same set: precision 1
-            (real, far, 5), (real.double(), fake.double(), 2), (real, fake[:3], 2),       # far away: 0; three fakes
-            (torch.randn(80, 5, generator=gen), torch.randn(60, 5, generator=gen), 3)]    # five dimensions
+def _shrink_hidden(gen: torch.Generator) -> list[tuple]:
+    aniso = toy.anisotropic()
+    m, s, a = aniso.means[2].clone(), aniso.covs[2].clone(), torch.randn(2, generator=gen, dtype=torch.float64)
+    q = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    return [(m, s, a, 1.0),                                        # no shrinkage: 0
+            (m, s, a, 0.0),                                        # collapse onto the point
+            (m, s, m.clone(), 0.5),                                # towards the class's own mean
+            (m, s, a, 2.5),                                        # a spread, not a shrinkage
+            (m.float(), s.float(), a.float(), 0.8),                # float32
+            (torch.randn(5, generator=gen, dtype=torch.float64), q @ q.T + 0.1 * torch.eye(5, dtype=torch.float64),
+             torch.randn(5, generator=gen, dtype=torch.float64), 0.4)]   # five dimensions
 
 
-def _frechet_to_class(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> float:
-    """:func:`metrics.frechet_gaussians` between the samples' fitted Gaussian (mean, unbiased
-    covariance) and the exact ``N(mean, cov)``."""
-    x = x.double()
-    return metrics.frechet_gaussians(x.mean(0), torch.cov(x.T).reshape(x.shape[1], x.shape[1]), mean, cov)
+def _ddim_reference(var: float, schedule: diffusion.Schedule, steps: int) -> float:
+    """Deterministic DDIM (``diffusion.sample``, ``eta = 0``) on the exact eps of ``N(0, var)`` (a 2-D isotropic
+    Gaussian, first coordinate) from ``x_T = 1``: the output divided by ``sqrt(var)``."""
+    gauss = toy.GaussianMixture2D(torch.zeros(1, 2), var * torch.eye(2)[None], torch.ones(1))
+    x = diffusion.sample(gauss.eps_fn(schedule), (1, 2), schedule, steps=steps, eta=0.0,
+                         x_T=torch.ones(1, 2, dtype=torch.float64), dtype=torch.float64)
+    return float(x[0, 0]) / math.sqrt(var)
 
 
-def _frechet_hidden(gen: torch.Generator) -> list[tuple]:
-    aniso, other = toy.anisotropic(), toy.unequal_weights()
-    a, b = (0.3 + torch.rand(2, generator=gen)).tolist()
-    return [_class_case(aniso, 0, 400, (a, b), 0.0, gen),
-            _class_case(aniso, 2, 300, (1.3, 0.5), -0.4, gen),
-            _class_case(other, 2, 200, (b, a), 0.2, gen),            # another mixture
-            _class_case(aniso, 1, 4, (1.0, 1.0), 0.0, gen),          # a handful of samples: the unbiased covariance
-            tuple(v.double() for v in _class_case(aniso, 1, 50, (0.8, 1.2), 0.1, gen))]
+def _ddim_hidden(gen: torch.Generator) -> list[tuple]:
+    v = 0.05 + 3 * torch.rand((), generator=gen).item()
+    return [(v, _LINEAR, 2), (v, _LINEAR, 1000), (0.01, _LINEAR, 20), (25.0, _LINEAR, 20),
+            (v, _COSINE, 10), (1.0, _COSINE, 200)]
 
 
 def _leak_reference(mixture: toy.GaussianMixture2D, schedule: diffusion.Schedule, y: int, lam: float,
@@ -75,19 +79,6 @@ def expected_sampler_optima(steps: Sequence[int] = (10, 20, 50, 200), *, y: int 
     return out
 
 
-def leaky_mixture(mixture: toy.GaussianMixture2D, y: int, lam: float) -> toy.GaussianMixture2D:
-    """A conditional model of class ``y`` that leaks a share ``lam`` of its mass to every class in
-    proportion to the class weights: the mixture with weights ``(1 - lam) e_y + lam pi`` (one component
-    per class). Its unconditional ``eps_fn`` is that model's exact conditional prediction."""
-    if not 0 < lam < 1:
-        raise ValueError(f"lam must lie strictly between 0 and 1 (every class keeps some weight), got {lam!r}")
-    guidance.check_labels(y, 1, mixture.num_classes)
-    if mixture.num_components != mixture.num_classes:
-        raise ValueError("mixture must have one component per class")
-    one_hot = torch.eye(mixture.num_components, dtype=torch.float64)[y]
-    return toy.GaussianMixture2D(mixture.means, mixture.covs, lam * mixture.weights + (1 - lam) * one_hot)
-
-
 def expected_leak_optima(lams: Sequence[float] = (0.1, 0.2, 0.3, 0.4), *, y: int = 1, n: int = 1000,
                          steps: int = 50, seed: int = 4,
                          ws: Sequence[float] = tuple(round(0.1 * i, 1) for i in range(21))) -> dict[float, float]:
@@ -114,10 +105,21 @@ def expected_mnist_optima(seeds: Sequence[int] = (0, 1, 2), *, ws: Sequence[floa
 
 
 GRADING = [
-    Grading(name="knn_precision", reference=_precision, hidden_cases=_knn_hidden,
-            understanding="TODO", shortcut="TODO"),
-    Grading(name="frechet_to_class", reference=_frechet_to_class, hidden_cases=_frechet_hidden,
-            understanding="TODO", shortcut="TODO"),
+    Grading(name="frechet_of_shrinkage", reference=_shrink_reference, hidden_cases=_shrink_hidden,
+            understanding="the law of an affine map of a Gaussian, and FID's cross term when one covariance is c^2 "
+                          "times the other: (1 - c)^2 (|centre - mean|^2 + tr cov), what a collapse towards a point costs",
+            shortcut="no cell shows the distance's formula or its closed form here; metrics.frechet_gaussians and "
+                     "frechet_distance are twins, and the hidden cases (c = 0, 1, > 1, five dimensions) catch "
+                     "(1 - c^2) for (1 - c)^2 or a forgotten trace term"),
+    Grading(name="ddim_shrink", reference=_ddim_reference, hidden_cases=_ddim_hidden,
+            understanding="why few-step deterministic DDIM shrinks a class with the exact score: for a Gaussian the "
+                          "exact eps is linear in x_t, so each DDIM step scales the deviation by a factor < or > 1",
+            shortcut="the lesson only measures the shrinkage; diffusion.sample, ddim_step and the mixture's eps are "
+                     "twins, and the hidden cases (2 steps, all 1000, tiny and wide variances, the cosine schedule) "
+                     "check the product, not a fitted curve"),
     Grading(name="leak_repair_weight", reference=_leak_reference, hidden_cases=_leak_hidden,
-            understanding="TODO", shortcut="TODO"),
+            understanding="CFG's weights sum to one: (1+w)((1-lam) c + lam u) - w u has no u exactly when "
+                          "(1+w) lam = w, i.e. w = lam / (1 - lam), and that repairs the prediction at every x_t and t",
+            shortcut="no library function solves for a weight and no cell states the answer; the check runs CFG at "
+                     "the returned weight on exact predictions, so only the exact cancellation passes"),
 ]
