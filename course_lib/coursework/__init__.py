@@ -1,12 +1,15 @@
-"""Graded coursework from the lessons, in nbgrader's format (docs/style.md, "Exercises"; README "Grading a class").
+"""Graded coursework from the lessons, in nbgrader's format (docs/style.md, "Exercises"; docs/grading.md).
 
-``python -m course_lib.coursework release DIR [--source LESSONS]`` writes the student version of
-every lesson (:mod:`.versions`). ``python -m course_lib.coursework grade SUBMISSIONS... [--csv FILE]
-[--jobs N] [--timeout S] [--source LESSONS]`` grades a class (:mod:`.batch`): each submission is run
-for a feedback copy in its own supervised sandbox (:mod:`.sandbox`, :mod:`.runner`), then its
-graded functions are run by themselves on hidden cases (:mod:`.harness`) and compared with the
-references of :mod:`course_lib.exercises` in the grader's own process (:mod:`.grading`).
-Needs ``nbgrader`` and ``nbclient`` (``pip install -e ".[coursework]"``); Linux for the supervisor.
+``python -m course_lib.coursework build-edition`` rebuilds the student edition (``notebooks/``) and
+the instant checks' stored answers from the instructor material (:mod:`.versions`);
+``release DIR [--source LESSONS]`` writes the student version of every lesson elsewhere.
+``grade SUBMISSIONS... [--csv FILE] [--resume] [--jobs N] [--timeout S] [--instructor DIR]
+[--no-sandbox]`` grades a class (:mod:`.batch`, rows written as they finish by :mod:`.gradebook`):
+each submission is run for a feedback copy in a bubblewrap sandbox (:mod:`.sandbox`,
+:mod:`.runner`), then each graded function is run by itself, in a sandboxed harness of its own,
+on hidden cases (:mod:`.harness`) and compared with the references of the instructor material
+(:mod:`.material`) in the grader's own process (:mod:`.grading`).
+Needs ``nbgrader`` and ``nbclient`` (``pip install -e ".[coursework]"``); Linux and bubblewrap for the sandbox.
 """
 
 from .batch import find_submissions, grade_all, write_csv
