@@ -1,7 +1,9 @@
 """Run one submitted notebook top to bottom in a fresh kernel, for the feedback copy.
 
 ``python -I runner.py NOTEBOOK OUT.ipynb --cell-timeout S`` (run by path, under the
-supervisor of :mod:`sandbox`, in the submission's own temporary folder). Errors do not stop
+supervisor and in the bubblewrap sandbox of :mod:`sandbox`, as uid 65534, in the submission's own
+temporary folder: the kernel's Jupyter runtime, IPython, matplotlib and cache folders all lie in
+``HOME``, that folder, the only one it can write; see ``sandbox.minimal_env``). Errors do not stop
 the run; a cell past ``--cell-timeout`` is interrupted, marked with an error output and the
 run goes on (nbgrader's behaviour). The executed notebook is written to ``OUT.ipynb`` after
 every cell, so a run cut short still leaves what it did. The exit status tells the grader how
