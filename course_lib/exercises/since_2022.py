@@ -81,7 +81,7 @@ EXERCISES = [
              tolerance=1e-6,
              hint="section 3: the good and the bad model are the class blurred by delta_good and delta_bad; at t = 0 "
                   "each score is that of a Gaussian. Write autoguidance's score and ask when it is the unblurred one",
-             twins=("course_lib.guidance.autoguidance",)),
+             twins=("course_lib.guidance.autoguidance", "course_lib.toy.GaussianMixture2D.score")),
     Exercise(name="corrector_scale",
              lesson=LESSON,
              points=1,
