@@ -192,23 +192,24 @@ def build(out: Path, source: Path = CHECKOUT_LESSONS, lessons: list[str] | None 
     except ImportError as error:
         raise SiteError(f"the site build needs {error.name}: python -m pip install nbclient nbconvert latex2mathml")
     out.mkdir(parents=True, exist_ok=True)
-    executed = []
-    for path in paths:
-        t0 = time.monotonic()
-        nb = execute(path, timeout)
-        executed.append((path, nb, title_of(nb, path.stem)))
-        log(f"executed {path.name} in {time.monotonic() - t0:.0f} s")
-    pages = [(f"{path.stem}.html", title) for path, _, title in executed]
-    written = []
-    for i, (path, nb, title) in enumerate(executed):
-        target = out / pages[i][0]
-        target.write_text(to_html(nb, title, _nav(pages, i)), encoding="utf-8")
-        written.append(target)
-    items = "\n".join(f'<li><a href="{href}">{html.escape(title)}</a></li>' for href, title in pages)
-    index = out / "index.html"
-    index.write_text(_INDEX.format(items=items, date=time.strftime("%Y-%m-%d"), source=html.escape(source.name),
-                                   seconds=time.monotonic() - start), encoding="utf-8")
-    (out / ".nojekyll").write_text("")
+    import nbformat
+
+    pages = [(f"{path.stem}.html", title_of(nbformat.read(path, as_version=4), path.stem)) for path in paths]
+    written: list[Path] = []
+    try:  # each page is written as soon as its lesson ran: a failure keeps the pages before it
+        for i, path in enumerate(paths):
+            t0 = time.monotonic()
+            nb = execute(path, timeout)
+            target = out / pages[i][0]
+            target.write_text(to_html(nb, pages[i][1], _nav(pages, i)), encoding="utf-8")
+            written.append(target)
+            log(f"executed {path.name} in {time.monotonic() - t0:.0f} s: {target}")
+    finally:
+        items = "\n".join(f'<li><a href="{href}">{html.escape(title)}</a></li>' for href, title in pages[:len(written)])
+        index = out / "index.html"
+        index.write_text(_INDEX.format(items=items, date=time.strftime("%Y-%m-%d"), source=html.escape(source.name),
+                                       seconds=time.monotonic() - start), encoding="utf-8")
+        (out / ".nojekyll").write_text("")
     log(f"wrote {len(written)} lesson pages and index.html to {out} in {time.monotonic() - start:.0f} s")
     return [index] + written
 
