@@ -66,14 +66,14 @@ MIX_ATTACKS = {
                   "    return f(lambda x, t: c, lambda x, t: u, w)(None, None)", TWINS[0]),
     "alias_at_import": ("from course_lib import guidance as g\nshortcut = g.cfg\ndef mix(c, u, w):\n"
                         "    return shortcut(lambda x, t: c, lambda x, t: u, w)(None, None)", TWINS[0]),
-    "in_a_thread": ("import threading\ndef mix(c, u, w):\n    out = []\n    t = threading.Thread(target=lambda: "
-                    "out.append(course_lib.guidance.cfg(lambda x, t: c, lambda x, t: u, w)(None, None)))\n"
-                    "    t.start(); t.join()\n    return out[0]", TWINS[0]),
+    "in_a_thread": ("import threading\nout = []\nt = threading.Thread(target=lambda: "
+                    "out.append(course_lib.guidance.cfg(lambda x, t: 1, lambda x, t: 0, 1.0)(None, None)))\n"
+                    "t.start(); t.join()\ndef mix(c, u, w):\n    return (1 + w) * c - w * u", None),
     "helper_calls_twin": ("def mix(c, u, w):\n    gamma = course_lib.guidance.w_to_gamma(w)\n"
                           "    return gamma * c - (gamma - 1) * u", TWINS[1]),
-    "exit_patched_first": ("import os\nos._exit = lambda *a: None\nimport sys\nsys.exit = lambda *a: None\n"
-                           "def mix(c, u, w):\n    return course_lib.guidance.cfg(lambda x, t: c, lambda x, t: u, w)"
-                           "(None, None)", TWINS[0]),
+    "exit_patched_first": ("import os, sys\nos._exit = lambda *a: None\nsys.exit = lambda *a: None\n"
+                           "kept = course_lib.guidance.cfg(lambda x, t: 1, lambda x, t: 0, 1.0)\n"
+                           "def mix(c, u, w):\n    return (1 + w) * c - w * u", TWINS[0]),
     "reload": ("import importlib\ndef mix(c, u, w):\n    g = importlib.reload(course_lib.guidance)\n"
                "    return g.cfg(lambda x, t: c, lambda x, t: u, w)(None, None)", None),
     "fresh_module_from_file": (
@@ -108,6 +108,11 @@ MIX_ATTACKS = {
         " False)\n    os.close(w_)\n    os.waitpid(pid, 0)\n    assert os.read(r, 10) == b'ran', 'no fresh interpreter'\n"
         "    return (1 + w) * c - w * u", None),
     "ctypes": ("import ctypes\ndef mix(c, u, w):\n    ctypes.CDLL(None)\n    return (1 + w) * c - w * u", None),
+    "fresh_thread_module": ("import importlib.util\nm = importlib.util.module_from_spec(importlib.util.find_spec("
+                            "'_thread'))\nm.start_new_thread(lambda: course_lib.guidance.cfg(1, 2, 3), ())\n"
+                            "def mix(c, u, w):\n    return (1 + w) * c - w * u", None),
+    "guard_code_read": ("import _imp\nreal = [c for c in _imp.create_builtin.__code__.co_consts if callable(c)]\n"
+                        "def mix(c, u, w):\n    return (1 + w) * c - w * u", None),
 }
 HONEST_MIX = {
     "honest": "def mix(c, u, w):\n    ### BEGIN SOLUTION\n    return (1 + w) * c - w * u\n    ### END SOLUTION",
@@ -168,6 +173,37 @@ PEEK_ATTACKS = {
     "deepcopy_patched": "import copy\nseen = []\n_real = copy.deepcopy\ncopy.deepcopy = lambda x, memo=None: "
                         "(seen.append(x), _real(x, memo))[1]\ndef peek(x_t, c, u, a, w):\n"
                         "    return torch.tensor([float(seen[0][-1])])",
+    # a builtin the grader's thread calls, patched to run there and walk its frames through gc.garbage
+    "builtin_hijack_gc_frames": textwrap.dedent("""\
+        import builtins, gc
+        _enumerate, stash = builtins.enumerate, []
+        def spy(*a, **k):
+            if not stash:
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                def g():
+                    try:
+                        raise ValueError
+                    except ValueError as e:
+                        e.keep = e
+                g(); gc.collect()
+                for o in list(gc.garbage):
+                    f = o if type(o).__name__ == 'frame' else None
+                    while f is not None:
+                        for v in f.f_locals.values():
+                            if isinstance(v, list) and v and isinstance(v[0], tuple) and len(v[0]) == 7:
+                                stash.extend(case[-1] for case in v)
+                        f = f.f_back
+            return _enumerate(*a, **k)
+        builtins.enumerate = spy
+        def peek(x_t, c, u, a, w):
+            return torch.tensor([float(stash.pop(0))])"""),
+    "evil_return_value": textwrap.dedent("""\
+        class Evil(float):
+            @property
+            def __class__(self):
+                return float
+        def peek(x_t, c, u, a, w):
+            return (Evil(1.0),)"""),
 }
 
 
@@ -219,3 +255,7 @@ def test_the_guard_says_what_it_refused(results):
     assert "refuses opening" in results["mix/read_source_by_path"].message
     assert "source code" in results["mix/getsource_exec"].message  # inspect turns the refusal into its own OSError
     assert "reload" in results["mix/reload"].message or "refuses" in results["mix/reload"].message
+    assert "rebinds builtins.enumerate" in results["peek/builtin_hijack_gc_frames"].message
+    assert "refuses _thread.start_new_thread" in results["mix/in_a_thread"].message
+    assert "refuses a fresh _thread" in results["mix/fresh_thread_module"].message
+    assert "refuses gc.set_debug" in results["peek/gc_saveall_garbage"].message

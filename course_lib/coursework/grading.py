@@ -37,6 +37,7 @@ from typing import Any, Mapping
 import nbformat
 import torch
 
+from .guard import MAX_TWINS, TRIPWIRE_EXIT
 from .runner import FAILED, KERNEL_DIED, OK, TIMED_OUT
 from .sandbox import TIMEOUT_EXIT, Captured, Jail, minimal_env, run
 
@@ -44,7 +45,6 @@ RESULT_BYTES = 64 << 20
 NOTEBOOK_BYTES = 64 << 20
 NONCE_BYTES = 16
 MAGIC = b"COURSE-LIB-ANSWER\n"  # harness.MAGIC (the harness is a script: it is not imported here)
-TRIPWIRE_EXIT, MAX_TWINS = 100, 20  # harness.TRIPWIRE_EXIT, harness.MAX_TWINS
 HARNESS_START = 120.0  # seconds a harness may take to start (imports) before its exercise's timeout runs
 NOT_SANDBOXED = "not sandboxed"
 RUNNER, HARNESS = Path(__file__).with_name("runner.py"), Path(__file__).with_name("harness.py")

@@ -1,30 +1,23 @@
 """Call one graded function of a submission on the hidden cases, its solution cell by itself.
 
-``python -I harness.py`` (run by path, under the supervisor and in the sandbox of :mod:`sandbox`,
-one process per exercise) reads its job from standard input, a ``torch.save`` of ``{"name",
-"source", "call", "cases", "twins", "nonce"}`` written by the grader, and writes on standard output
-the nonce when the student's code starts, then one framed answer: ``MAGIC nonce length payload
-nonce`` where ``payload`` is a ``torch.save`` of ``{"outputs": [...]}`` or ``{"error": message}``. Whatever the student prints goes to standard
-error; a frame without the run's random nonce, or with anything around it, is refused by the grader.
-Answers must be tensors, numbers, or tuples/lists of them (read back with ``weights_only=True``
-and compared with references the grader computed itself).
+``python -I harness.py`` (run by path, one process per exercise, under the supervisor and in the
+sandbox of :mod:`sandbox`) reads its job from standard input (a ``torch.save`` of ``{"name",
+"source", "call", "cases", "twins", "nonce"}``) and writes on standard output the nonce when the
+student's code starts, then ``MAGIC nonce length payload nonce``, ``payload`` a ``torch.save`` of
+``{"outputs": [...]}`` or ``{"error": message}``. What the student prints goes to standard error.
 
-Before the solution cell runs (no library shortcut, issue 14):
+Before the solution cell runs (no library shortcut, issue 14): every ``course_lib`` submodule but
+``course_lib.coursework`` is imported and each *twin* of the exercise gets a tripwire for code
+(exit status ``TRIPWIRE_EXIT + i``; the real ``os._exit`` sits in its constants); ``execve`` is
+refused by seccomp; an audit hook (its state in a closure) refuses reading the call stack, ``gc``'s
+object walks, tracing, audit hooks, ``ctypes``, subinterpreters, processes, threads, signals,
+links, opening ``/proc``, ``/dev/fd`` or ``course_lib``'s code, and executing that code again.
 
-1. every ``course_lib`` submodule (but the grader's own ``course_lib.coursework``) is imported, and
-   each of the exercise's *twins* (the library functions it asks the student to write) has its code
-   replaced by a tripwire that ends the process at once with exit status ``TRIPWIRE_EXIT + i``
-   (the real ``os._exit`` sits in the tripwire's constants: patching ``os`` does not disarm it);
-2. ``execve`` is refused by a seccomp filter (no fresh interpreter without the tripwires);
-3. an audit hook (its state in a closure) refuses: reading the call stack (``sys._getframe``,
-   ``sys._current_frames``, ``tb_frame``/``gi_frame``/``cr_frame``/``ag_frame``), ``gc``'s object
-   walks, tracing, new audit hooks, ``ctypes``, subinterpreters, new processes and signals, links,
-   opening ``/proc``, ``/dev/fd`` or the code of the ``course_lib`` folder, and executing code that
-   lies there (a reload would give an untripped copy); ``linecache`` is cleared.
-
-The solution cell and every call of the student's function run in their own thread: the grader's
-job, the nonce and the exercise's call adapter (with the arguments it withholds) live in another
-thread, and only plain values (tensors, numbers, tuples, and proxies of returned functions) cross.
+The solution runs in its own thread; the job, the nonce and the call adapter (with the arguments
+it withholds) live in the grader's thread. Only exact tensors, numbers and tuples (and proxies of
+returned functions) cross, and after each call the grader's thread checks that no function, class
+or module of any module or class was rebound (else that thread could be made to run the
+student's code), before it runs anything.
 """
 
 from __future__ import annotations
@@ -32,14 +25,13 @@ from __future__ import annotations
 import _thread
 import builtins
 import copy
-import ctypes
 import gc
 import importlib
+import importlib.util
 import io
 import linecache
 import math
 import os
-import pkgutil
 import struct
 import sys
 import types
@@ -53,18 +45,24 @@ import course_lib
 
 MESSAGE_CHARS = 400
 MAGIC = b"COURSE-LIB-ANSWER\n"
-TRIPWIRE_EXIT, MAX_TWINS = 100, 20
-REFUSED = frozenset({
-    "sys._getframe", "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile",
-    "sys.addaudithook", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "os.fork", "os.forkpty",
-    "os.exec", "os.posix_spawn", "os.spawn", "os.system", "subprocess.Popen", "pty.spawn", "os.link",
-    "os.symlink", "os.kill", "os.killpg", "signal.pthread_kill", "sys.remote_exec", "os.chroot"})
-FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "f_locals", "f_globals"})
-DATA_SUFFIXES = frozenset({".pt", ".json", ".npz", ".npy", ".csv", ".txt"})
+
+
+def _load_guard() -> types.ModuleType:
+    """guard.py, next to this script, loaded by path (``course_lib.coursework`` imports nbformat: seconds)."""
+    spec = importlib.util.spec_from_file_location("course_lib_harness_guard", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "guard.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class SolutionError(Exception):
     """What the student's code raised, as text (the exception object itself stays in its thread)."""
+
+
+def _why(err: BaseException) -> str:
+    return err.args[0] if type(err) is SolutionError else _message(err)  # args[0]: an exact str, read directly
 
 
 def _message(err: BaseException) -> str:
@@ -73,20 +71,34 @@ def _message(err: BaseException) -> str:
 
 
 def plain(value: Any, name: str) -> Any:
-    """``value`` as plain tensors (on the CPU, no autograd, no subclass), floats, ints and tuples;
-    ``TypeError`` naming what is not allowed."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().as_subclass(torch.Tensor).clone()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (tuple, list)):
-        return tuple(plain(v, name) for v in value)
-    raise TypeError(f"{name} returned a {type(value).__module__}.{type(value).__name__}; "
-                    "return torch tensors, numbers, or a tuple of them")
+    """``value`` as plain tensors (on the CPU, no autograd, no subclass), floats, ints and tuples
+    (exactly those types); ``TypeError`` naming what is not allowed."""
+    kind = type(value)
+    if issubclass(kind, torch.Tensor):
+        with torch._C.DisableTorchFunctionSubclass():
+            value = torch.Tensor.detach(value).cpu().clone()
+        value = value if type(value) is torch.Tensor else torch.Tensor.as_subclass(value, torch.Tensor)
+    elif issubclass(kind, (bool, np.bool_)):
+        value = bool(value)
+    elif issubclass(kind, (int, np.integer)):
+        value = int(value)
+    elif issubclass(kind, (float, np.floating)):
+        value = float(value)
+    elif issubclass(kind, (tuple, list)):
+        value = tuple(plain(v, name) for v in value)
+    if not exact(value):
+        raise TypeError(f"{name} returned a {kind.__module__}.{kind.__name__}; "
+                        "return torch tensors, numbers, or a tuple of them")
+    return value
+
+
+def exact(value: Any) -> bool:
+    """Whether ``value`` is exactly a tensor, int, float, bool, ``None`` or a tuple of them
+    (only ``type`` is asked: no method of the value runs)."""
+    kind = type(value)
+    if kind is tuple:
+        return all(exact(v) for v in value)
+    return kind is torch.Tensor or kind is int or kind is float or kind is bool or value is None
 
 
 # --- the student's thread ---------------------------------------------------------------------------
@@ -98,18 +110,17 @@ class _Channel:
     __slots__ = ("todo", "done", "request", "reply")
 
     def __init__(self) -> None:
-        self.todo, self.done = _thread.allocate_lock(), _thread.allocate_lock()
-        self.todo.acquire()
-        self.done.acquire()
-        self.request = self.reply = None
+        self.todo, self.done, self.request, self.reply = _thread.allocate_lock(), _thread.allocate_lock(), None, None
+        self.todo.acquire(), self.done.acquire()
 
 
 def _serve(channel: _Channel, name: str) -> None:
     """The student's thread: run each request (the solution cell, then calls of its functions);
     reply with plain values, proxies' keys for returned functions, or the error's text."""
     functions: list[Callable] = []
+    wait, reply = channel.todo.acquire, channel.done.release  # bound before any student code runs
     while True:
-        channel.todo.acquire()
+        wait()
         kind, payload, grad = channel.request
         channel.request = None
         try:
@@ -128,10 +139,11 @@ def _serve(channel: _Channel, name: str) -> None:
             channel.reply = ("ok", value)
         except BaseException as err:  # noqa: BLE001 -- whatever the student's code raises is its error
             try:
-                channel.reply = ("error", err.args[0] if type(err) is SolutionError else _message(err))
+                text = "".join(["", str(err.args[0])]) if type(err) is SolutionError and err.args else _message(err)
+                channel.reply = ("error", "".join(["", text]))  # an exact str, whatever str() returned
             except BaseException:  # noqa: BLE001 -- an exception whose str() raises
                 channel.reply = ("error", "an exception that cannot be shown")
-        channel.done.release()
+        reply()
 
 
 def _crossing(value: Any, name: str, functions: list[Callable]) -> Any:
@@ -154,11 +166,11 @@ class _Proxy:
         return self._ask("call", (self._index, args, kwargs))
 
 
-def _student(name: str, kept: list) -> Callable:
-    """Start the student's thread; returns ``ask(kind, payload)`` for the grader's thread."""
+def _student(name: str, kept: list, start: Callable, changed: Callable[[], str | None]) -> Callable:
+    """Start the student's thread with ``start``; returns ``ask(kind, payload)`` for the grader's thread."""
     channel = _Channel()
-    _thread.start_new_thread(_serve, (channel, name))
-    stop_collector = gc.disable
+    start(_serve, (channel, name))
+    stop_collector, error, check = gc.disable, SolutionError, exact
 
     def ask(kind: str, payload: Any) -> Any:
         kept.append(payload)  # nothing handed to the student is ever freed here (no finalizer of theirs runs here)
@@ -166,154 +178,20 @@ def _student(name: str, kept: list) -> Callable:
         channel.todo.release()
         channel.done.acquire()
         stop_collector()  # nor in a collection this thread would start
+        patched = changed()
+        if patched is not None:  # this thread would run the student's code in place of the library's
+            raise error(f"the grader refuses a solution that rebinds {patched} (Python's or the library's own "
+                        "functions): a graded solution only defines its function")
         status, value = channel.reply
         if status == "error":
-            raise SolutionError(value)
+            raise error(value)
         if value is None or kind == "cell":
             return value
+        if value[0] == "value" and not check(value[1]):
+            raise error("the solution returned something other than plain tensors and numbers")
         return _Proxy(ask, value[1]) if value[0] == "function" else value[1]
 
     return ask
-
-
-# --- the guard --------------------------------------------------------------------------------------
-
-
-def preload() -> None:
-    """Import every ``course_lib`` submodule but the grader's own ``course_lib.coursework``
-    (nothing of the library needs loading once the guard refuses its code)."""
-    todo = [course_lib]
-    while todo:
-        package = todo.pop()
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-            if info.name.startswith("course_lib.coursework") or info.name.endswith(".__main__"):
-                continue
-            try:
-                module = importlib.import_module(info.name)
-            except Exception:  # noqa: BLE001 -- an optional dependency missing: that module stays unusable
-                continue
-            if info.ispkg:
-                todo.append(module)
-
-
-def tripwire_code(status: int, free: int) -> types.CodeType:
-    """A code object that calls the real ``os._exit(status)`` (held in its constants) and has
-    ``free`` free variables (so it can replace a closure's code)."""
-    names = [f"_v{i}" for i in range(free)]
-    source = ("def outer():\n" + "".join(f"    {n} = None\n" for n in names) + "    def tripwire(*args, **kwargs):\n"
-              f"        '__tripwire_exit__'({status})\n" + (f"        {', '.join(names)}\n" if names else "")
-              + "    return tripwire\n")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "'str' object is not callable": that constant is replaced below
-        compiled = compile(source, "<tripwire>", "exec")
-    outer = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
-    code = next(c for c in outer.co_consts if isinstance(c, types.CodeType))
-    exit_now = os._exit
-    return code.replace(co_consts=tuple(exit_now if isinstance(c, str) and c == "__tripwire_exit__" else c
-                                        for c in code.co_consts))
-
-
-def _functions(obj: Any) -> list[types.FunctionType]:
-    """The Python functions behind a twin (a function, method, staticmethod, classmethod, property,
-    wrapper; for a class, every one of those it defines itself)."""
-    found, todo = [], [obj]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, type):
-            todo += list(vars(item).values())
-        elif isinstance(item, types.FunctionType):
-            found.append(item)
-            todo.append(getattr(item, "__wrapped__", None))
-        elif isinstance(item, (staticmethod, classmethod, types.MethodType)):
-            todo.append(item.__func__)
-        elif isinstance(item, property):
-            todo += [item.fget, item.fset, item.fdel]
-    return found
-
-
-def resolve(dotted: str) -> Any:
-    """The object a twin's dotted name names, the raw attribute of a class (not bound)."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for part in parts[cut:]:
-            obj = vars(obj)[part] if isinstance(obj, type) and part in vars(obj) else getattr(obj, part)
-        return obj
-    raise ImportError(f"no module for {dotted}")
-
-
-def arm(twins: list[str]) -> None:
-    """Replace the code of every twin by a tripwire (exit status ``TRIPWIRE_EXIT + index``)."""
-    if len(twins) > MAX_TWINS:
-        raise ValueError(f"at most {MAX_TWINS} twins per exercise, got {len(twins)}")
-    for index, dotted in enumerate(twins):
-        functions = _functions(resolve(dotted))
-        if not functions:
-            raise TypeError(f"twin {dotted} is not a Python function")
-        for function in functions:
-            function.__code__ = tripwire_code(TRIPWIRE_EXIT + index, len(function.__code__.co_freevars))
-
-
-def refuse_exec() -> bool:
-    """Install a seccomp filter that makes ``execve``/``execveat`` fail with EPERM for this process
-    and the threads and children it starts from now on; ``False`` where that is not possible."""
-    arches = {0xC000003E: (59, 322), 0xC00000B7: (221, 281)}  # x86_64, aarch64
-    machine = os.uname().machine
-    arch = next((a for a, m in ((0xC000003E, "x86_64"), (0xC00000B7, "aarch64")) if m == machine), None)
-    if arch is None:
-        return False
-    execve, execveat = arches[arch]
-    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
-    allow, eperm, kill = 0x7FFF0000, 0x00050000 | 1, 0x80000000
-    program = [(ld_w_abs, 0, 0, 4), (jeq_k, 1, 0, arch), (ret_k, 0, 0, kill), (ld_w_abs, 0, 0, 0),
-               (jeq_k, 0, 1, execve), (ret_k, 0, 0, eperm), (jeq_k, 0, 1, execveat), (ret_k, 0, 0, eperm),
-               (ret_k, 0, 0, allow)]
-    raw = b"".join(struct.pack("HBBI", *op) for op in program)
-    buffer = ctypes.create_string_buffer(raw, len(raw))
-    fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(buffer))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        return False
-    fprog_buffer = ctypes.create_string_buffer(fprog, len(fprog))
-    keep = (buffer, fprog_buffer)  # alive until the kernel has copied the program
-    done = libc.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(keep[1])), 0, 0) == 0  # PR_SET_SECCOMP, MODE_FILTER
-    return done
-
-
-def guard(package: str) -> None:
-    """Install the audit hook (module docstring); its state lives only in this closure."""
-    package = os.path.realpath(package)
-    inside = package + os.sep
-    realpath, normpath, join, getcwd, isfile, splitext = (os.path.realpath, os.path.normpath, os.path.join,
-                                                         os.getcwd, os.path.isfile, os.path.splitext)
-    refused, frames, data, code_type = REFUSED, FRAME_ATTRIBUTES, DATA_SUFFIXES, types.CodeType
-
-    def forbidden(path: str) -> bool:
-        path = path if path.startswith("/") else join(getcwd(), path)
-        for candidate in (normpath(path), realpath(path)):
-            if candidate in ("/proc", "/dev/fd") or candidate.startswith(("/proc/", "/dev/fd/")):
-                return True
-            if candidate == package or candidate.startswith(inside):
-                if not (isfile(candidate) and splitext(candidate)[1] in data):
-                    return True
-        return False
-
-    def hook(event: str, args: tuple) -> None:
-        if event in refused or event.startswith(("ctypes.", "cpython.", "_xxsubinterpreters")):
-            raise PermissionError(f"the grader refuses {event} in a graded solution")
-        if event == "object.__getattr__" and args[1] in frames:
-            raise PermissionError(f"the grader refuses reading {args[1]} in a graded solution (the call stack)")
-        if event == "open" and isinstance(args[0], (str, bytes)) and forbidden(os.fsdecode(args[0])):
-            raise PermissionError(f"the grader refuses opening {os.fsdecode(args[0])!r} in a graded solution")
-        if event == "exec" and isinstance(args[0], code_type):
-            filename = args[0].co_filename
-            if filename.startswith("/") and (realpath(filename) + os.sep).startswith(inside):
-                raise PermissionError("the grader refuses executing course_lib's own code again (a reload)")
-
-    sys.addaudithook(hook)
 
 
 # --- one exercise -----------------------------------------------------------------------------------
@@ -326,17 +204,15 @@ def run_exercise(ask: Callable, name: str, source: str, call: Callable[..., Any]
                  "course_lib": course_lib}
     try:
         ask("cell", (compile(source, f"<solution cell {name}>", "exec"), namespace))
-    except SolutionError as err:
-        return {"error": f"running the solution cell by itself failed: {err}"}
-    except BaseException as err:  # noqa: BLE001 -- a syntax error
-        return {"error": f"running the solution cell by itself failed: {_message(err)}"}
+    except BaseException as err:  # noqa: BLE001 -- what the cell raised, or a syntax error
+        return {"error": f"running the solution cell by itself failed: {_why(err)}"}
     student = _Proxy(ask, 0)
     outputs = []
     for k, args in enumerate(copies):
         try:
             outputs.append(plain(call(student, *args), name))
         except BaseException as err:  # noqa: BLE001
-            return {"error": f"hidden case {k + 1} of {len(copies)}: {err if type(err) is SolutionError else _message(err)}"}
+            return {"error": f"hidden case {k + 1} of {len(copies)}: {_why(err)}"}
     return {"outputs": outputs}
 
 
@@ -349,14 +225,17 @@ def _work(raw: bytes, out: int, done) -> None:
         del raw
         nonce, name = job["nonce"], job["name"]
         kept = [job, [copy.deepcopy(args) for args in job["cases"]]]
-        preload()
-        arm(list(job["twins"]))
-        if not refuse_exec():  # before the student's thread starts: it and every thread it starts inherit it
+        guard = _load_guard()
+        guard.preload()
+        guard.arm(list(job["twins"]))
+        if not guard.refuse_exec():  # before the student's thread starts: it and every thread it starts inherit it
             print("harness: execve could not be refused here (no seccomp)", file=sys.stderr)
         gc.disable()
-        ask = _student(name, kept)
+        start = _thread.start_new_thread
+        is_guard = guard.lockdown()  # from now on no thread starts, but the student's one below
+        ask = _student(name, kept, start, guard.watch_shared_state())
         linecache.clearcache()
-        guard(os.path.dirname(course_lib.__file__))
+        guard.guard(os.path.dirname(course_lib.__file__), is_guard)
     except BaseException as err:  # noqa: BLE001 -- the grader's own failure: it says so
         result = {"grader_error": _message(err)}
     else:
