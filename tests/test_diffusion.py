@@ -126,7 +126,6 @@ def widened(x: torch.Tensor, factor: float = 1.05) -> torch.Tensor:
 
 
 N_LAW = 10_000
-COSINE_200 = diffusion.make_schedule("cosine", 200)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -143,8 +142,8 @@ def test_law_check_fails_a_set_5_percent_too_wide(seed):
 def test_sampling_over_all_steps_with_exact_eps_gives_the_mixture(eta):
     """steps=None runs all T steps: ancestral DDPM at eta = 1, DDIM over every step otherwise.
     With the exact denoiser each gives the data law within LAW_TOL (measured: 0.017, 0.018, 0.024)."""
-    g = torch.Generator().manual_seed(0)
-    out = diffusion.sample(MIX.eps_fn(COSINE_200), (N_LAW, 2), COSINE_200, eta=eta, generator=g)
+    s = diffusion.make_schedule("cosine", 200)
+    out = diffusion.sample(MIX.eps_fn(s), (N_LAW, 2), s, eta=eta, generator=torch.Generator().manual_seed(0))
     assert law_error(out, MIX) < LAW_TOL
     assert law_error(widened(out), MIX) > LAW_TOL
 
@@ -274,3 +273,10 @@ def test_sample_rejects_bad_shape_and_bad_eps():
         diffusion.sample(lambda x, t: x[:, :1], (4, 2), s, steps=5)
     with pytest.raises(ValueError, match="T=50"):
         diffusion.sample(MIX.eps_fn(diffusion.make_schedule("linear", 50)), (4, 2), s, steps=5)
+
+
+def test_score_and_eps_conversions_need_one_t_per_sample():
+    s = diffusion.make_schedule("linear", 50)
+    for convert in (diffusion.score_from_eps, diffusion.eps_from_score):
+        with pytest.raises(ValueError, match="one entry per sample"):
+            convert(torch.randn(3, 2), torch.tensor([1, 2]), s)

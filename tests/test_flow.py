@@ -65,3 +65,39 @@ def test_euler_on_exact_velocity_samples_the_class():
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("tau", [torch.full((3,), 0.5), torch.full((4, 1), 0.5), [0.5] * 4,
+                                 torch.full((4,), 1, dtype=torch.long), torch.tensor([0.5, 0.5, 0.0, 0.5]),
+                                 torch.tensor([0.5, 1.5, 0.5, 0.5])])
+def test_velocity_rejects_bad_tau(tau):
+    with pytest.raises(ValueError, match="tau must"):
+        flow.mixture_velocity_fn(MIX)(X[:4], tau)
+
+
+def test_linear_path_rejects_bad_tau_and_accepts_one():
+    a, s, da, ds = flow.linear_path(torch.tensor([1.0, 0.25], dtype=torch.float64))
+    assert a.tolist() == [0.0, 0.75] and s.tolist() == [1.0, 0.25] and da.tolist() == [-1, -1] and ds.tolist() == [1, 1]
+    for tau in ([0.5], torch.ones(2, 2)):
+        with pytest.raises(ValueError, match="tau must be a 1-D float tensor"):
+            flow.linear_path(tau)
+
+
+def test_eps_from_velocity_rejects_a_vanished_signal_or_slope():
+    x, v = X[:2], X[2:4]
+    zero_a = (torch.tensor([0.0, 0.5]), torch.tensor([1.0, 0.5]), -torch.ones(2), torch.ones(2))
+    with pytest.raises(ValueError, match="path's a must be > 0"):
+        flow.eps_from_velocity(v, x, zero_a)
+    flat = (torch.ones(2), torch.ones(2), torch.ones(2), torch.ones(2))        # ds - da s / a = 0
+    with pytest.raises(ValueError, match="must not vanish"):
+        flow.eps_from_velocity(v, x, flat)
+    unit = (torch.ones(2), torch.ones(2), torch.zeros(2), torch.ones(2))       # slope 1: eps = v
+    torch.testing.assert_close(flow.eps_from_velocity(v, x, unit), v)
+    with pytest.raises(ValueError, match="v must have the shape of x"):
+        flow.eps_from_velocity(v[:, :1], x, unit)
+
+
+def test_velocity_keeps_the_input_dtype():
+    v = flow.mixture_velocity_fn(MIX)(X[:4].float(), torch.full((4,), 0.5))
+    assert v.dtype == torch.float32
+    torch.testing.assert_close(v, flow.mixture_velocity_fn(MIX)(X[:4], torch.full((4,), 0.5)).float())

@@ -274,3 +274,67 @@ def test_compose_at_clean_end_is_score_of_weighted_product():
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name.replace("[", r"\[").replace("]", r"\]")):
         call()
+
+
+# --- the edges of the arguments: tensors for numbers, one bad clause at a time ---------------------
+
+
+def test_weight_conversions_reject_weights_below_their_range():
+    for call, name in [(guidance.w_to_gamma, "w"), (guidance.w_to_guidance_scale, "w"),
+                       (guidance.gamma_to_w, "gamma"), (guidance.guidance_scale_to_w, "guidance_scale")]:
+        low = -1.0 if name == "w" else 0.0
+        assert call(low) == (low + 1 if name == "w" else low - 1)        # the end of the range is allowed
+        with pytest.raises(ValueError, match=f"^{name} must be >= {low:g}"):
+            call(low - 0.5)
+        with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+            call(float("nan"))
+
+
+def test_one_element_tensors_are_numbers_for_weights_and_window_ends():
+    cond, uncond = MIX.eps_fn(S, y=1), MIX.eps_fn(S)
+    torch.testing.assert_close(guidance.cfg(cond, uncond, torch.tensor(2.0))(X, T), guidance.cfg(cond, uncond, 2.0)(X, T))
+    with pytest.raises(ValueError, match="w must"):
+        guidance.cfg(cond, uncond, torch.tensor([1.0, 2.0]))
+    guided = guidance.cfg(cond, uncond, 2.0)
+    torch.testing.assert_close(guidance.interval(guided, cond, torch.tensor(200), torch.tensor(600))(X, T),
+                               guidance.interval(guided, cond, 200, 600)(X, T))
+    with pytest.raises(ValueError, match="t_lo"):
+        guidance.interval(guided, cond, torch.tensor([1, 2]), 600)
+    torch.testing.assert_close(guidance.compose(uncond, [(cond, torch.tensor(1.5))])(X, T),
+                               guidance.compose(uncond, [(cond, 1.5)])(X, T))
+    with pytest.raises(ValueError, match="terms\\[0\\] scale"):
+        guidance.compose(uncond, [(cond, torch.tensor([1.0, 2.0]))])
+
+
+def test_autoguidance_at_w_one_extrapolates():
+    bad = MIX.broadened(0.5).eps_fn(S, y=1)
+    torch.testing.assert_close(guidance.autoguidance(COND, bad, 1.0)(X, T), 2 * COND(X, T) - bad(X, T))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: guidance.compose(UNCOND, [(COND, 1.0, 2.0)]), r"terms\[0\] must be a pair"),
+    (lambda: guidance.compose(UNCOND, [(COND, True)]), r"terms\[0\] scale"),
+    (lambda: guidance.drop_labels([0, 1], 0.5, 3), "y must be a 1-D long tensor"),
+    (lambda: guidance.drop_labels(torch.tensor([0, 1]), 0.5, True), "null_label"),
+    (lambda: guidance.check_labels(torch.tensor([0, 1]), 3, 3), r"one label per sample \(3\), got 2"),
+    (lambda: guidance.classifier_log_prob_grad(lambda x, t: x.sum(1), X[:4], T[:4], 0), "log_prob_fn must return"),
+    (lambda: guidance.classifier_log_prob_grad(lambda x, t: torch.zeros(5, 3) + x.sum(), X[:4], T[:4], 0),
+     "log_prob_fn must return"),
+    (lambda: guidance.classifier_guidance(MIX.eps_fn(S), MIX.log_posterior_fn(S), 0, 1.0, S)(X[:4], T[:3]),
+     "one entry per sample"),
+])
+def test_bad_arguments_one_clause_at_a_time(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_drop_labels_with_one_class():
+    y = torch.zeros(1000, dtype=torch.long)
+    out = guidance.drop_labels(y, 0.5, 1, generator=torch.Generator().manual_seed(0))
+    assert set(out.tolist()) == {0, 1}
+
+
+def test_classifier_log_prob_fn_passes_the_time_on():
+    fn = guidance.classifier_log_prob_fn(lambda x, t: torch.stack([x[:, 0], t.double()], 1))
+    t = torch.tensor([0, 5])
+    torch.testing.assert_close(fn(X[:2], t), torch.log_softmax(torch.stack([X[:2, 0], t.double()], 1), dim=1))

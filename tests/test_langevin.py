@@ -68,3 +68,34 @@ def test_eps_fn_from_noised_score_is_the_exact_denoiser():
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_langevin_step_is_algorithm_5s_update():
+    """x + e s + sqrt(2 e) z with z the generator's next normal draws and e the SNR rule's step."""
+    g = torch.Generator().manual_seed(3)
+    x, score = torch.randn(16, 2, generator=g, dtype=torch.float64), torch.randn(16, 2, generator=g, dtype=torch.float64)
+    out = langevin.langevin_step(x, score, 0.2, torch.Generator().manual_seed(4))
+    z = torch.randn(16, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    e = 2 * (0.2 * z.norm(dim=1).mean() / score.norm(dim=1).mean()) ** 2
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, x + e * score + torch.sqrt(2 * e) * z)
+
+
+def test_eps_fn_from_noised_score_needs_one_t_per_batch():
+    eps = langevin.eps_fn_from_noised_score(lambda x, a: MIX.noised(a).score(x), S)
+    x = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(eps(x[:1], torch.tensor([7])), MIX.eps_fn(S)(x[:1], torch.tensor([7])))
+    with pytest.raises(ValueError, match="one time step for the whole batch"):
+        eps(x, torch.tensor([7, 7, 8]))
+    with pytest.raises(ValueError, match="one entry per sample"):
+        eps(x, torch.tensor([7, 7]))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: langevin.snr_step_size(torch.ones(3, 2), torch.ones(3, 2), True), "snr"),
+    (lambda: langevin.snr_step_size([1.0, 2.0], torch.ones(2), 0.1), "score and noise"),
+    (lambda: langevin.snr_step_size(torch.ones(2), [1.0, 2.0], 0.1), "score and noise"),
+])
+def test_bad_arguments_one_clause_at_a_time(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

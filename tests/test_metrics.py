@@ -75,3 +75,27 @@ def test_frechet_gaussians_closed_form_and_shapes():
     assert metrics.frechet_gaussians(torch.zeros(2), eye, torch.zeros(2), 4 * eye) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="cov_a"):
         metrics.frechet_gaussians(torch.zeros(2), torch.eye(3), torch.zeros(2), eye)
+
+
+def test_precision_recall_on_points_whose_answer_is_counted_by_hand():
+    """real 0, 1, 2, 3 (k = 1: every radius 1); fake 0.5 (inside), 4 (exactly on point 3's ball: inside),
+    5 (outside): precision 2/3. Fake radii 3.5, 1, 1 cover every real point: recall 1."""
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    fake = torch.tensor([[0.5], [4.0], [5.0]])
+    assert metrics.precision_recall(real, fake, k=1) == pytest.approx((2 / 3, 1.0))
+    assert metrics.precision_recall(real, fake, k=2)[0] == pytest.approx(1.0)   # radii 2, 1, 1, 2
+    with pytest.raises(ValueError, match="k must be an integer in 1..2, got 3"):
+        metrics.precision_recall(real, fake, k=3)
+
+
+def test_relative_error_of_small_vectors_and_its_arguments():
+    ref = torch.full((3, 2), 2e-3, dtype=torch.float64)
+    assert metrics.relative_error(ref / 2, ref) == pytest.approx(0.25)
+    assert metrics.relative_error(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0])) == pytest.approx(0.5)
+    for bad in (torch.tensor(1.0), torch.zeros(0, 2), [1.0]):
+        with pytest.raises(ValueError, match="estimate must be a tensor"):
+            metrics.relative_error(bad, ref)
+        with pytest.raises(ValueError, match="reference must be a tensor"):
+            metrics.relative_error(ref, bad)
+    with pytest.raises(ValueError, match="x must be a tensor"):
+        metrics.mean_pairwise_distance([[0.0], [1.0]])

@@ -156,3 +156,141 @@ def test_sklearn_shapes_are_labelled():
         assert set(y.tolist()) == {0, 1}
     with pytest.raises(ValueError, match="moons"):
         toy.sklearn_shape("swiss", 10)
+
+
+# --- the presets are the mixtures their docstrings describe ----------------------------------------
+
+
+def _eye(scale: float, k: int) -> torch.Tensor:
+    return scale * torch.eye(2, dtype=torch.float64).expand(k, 2, 2)
+
+
+@pytest.mark.parametrize("k, radius, std", [(8, 3.0, 0.4), (5, 2.0, 0.25)])
+def test_ring_is_k_equal_round_components_evenly_on_a_circle(k, radius, std):
+    m = toy.ring() if (k, radius, std) == (8, 3.0, 0.4) else toy.ring(k, radius, std)
+    angles = [2 * math.pi * i / k for i in range(k)]
+    expected = torch.tensor([[radius * math.cos(a), radius * math.sin(a)] for a in angles], dtype=torch.float64)
+    torch.testing.assert_close(m.means, expected)
+    torch.testing.assert_close(m.covs, _eye(std**2, k))
+    torch.testing.assert_close(m.weights, torch.full((k,), 1 / k, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("side, spacing, std", [(3, 2.5, 0.4), (2, 1.0, 0.3)])
+def test_grid_is_side_by_side_equal_components_centred_at_the_origin(side, spacing, std):
+    m = toy.grid() if (side, spacing, std) == (3, 2.5, 0.4) else toy.grid(side, spacing, std)
+    coords = [(i - (side - 1) / 2) * spacing for i in range(side)]
+    expected = sorted((x, y) for x in coords for y in coords)
+    assert sorted(map(tuple, m.means.tolist())) == pytest.approx(expected)
+    assert m.means[0].tolist() == pytest.approx([coords[0], coords[0]])
+    assert m.means[1].tolist() == pytest.approx([coords[1], coords[0]])  # x runs fastest
+    torch.testing.assert_close(m.covs, _eye(std**2, side * side))
+    torch.testing.assert_close(m.weights, torch.full((side * side,), 1 / side**2, dtype=torch.float64))
+
+
+def test_unequal_weights_preset():
+    m = toy.unequal_weights()
+    torch.testing.assert_close(m.weights, torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64))
+    torch.testing.assert_close(m.means, torch.tensor([[-1.5, -0.8], [1.5, -0.8], [0.0, 1.6]], dtype=torch.float64))
+    torch.testing.assert_close(m.covs, _eye(0.64, 3))
+
+
+def test_anisotropic_preset_is_the_mixture_the_shipped_toy_models_learned():
+    """The lessons' default; the shipped toy_cfg checkpoint stores the mixture it was trained on."""
+    from course_lib import pretrained
+
+    m, shipped = toy.anisotropic(), pretrained.load("toy_cfg").meta["mixture"]
+    for a, b in [(m.means, shipped.means), (m.covs, shipped.covs), (m.weights, shipped.weights)]:
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(m.weights, torch.tensor([0.4, 0.35, 0.25], dtype=torch.float64))
+    # elongated: standard deviations (1.0, 0.35), (1.0, 0.35), (1.2, 0.4), the first two turned by +-45 degrees
+    vals, vecs = torch.linalg.eigh(m.covs)
+    torch.testing.assert_close(vals.sqrt(), torch.tensor([[0.35, 1.0], [0.35, 1.0], [0.4, 1.2]], dtype=torch.float64))
+    major = vecs[..., 1] * vecs[..., 1, :1].sign()
+    r = 1 / math.sqrt(2)
+    torch.testing.assert_close(major, torch.tensor([[r, r], [-r, r], [1.0, 0.0]], dtype=torch.float64).abs()
+                               * torch.tensor([[1, 1], [1, -1], [1, 1]], dtype=torch.float64))
+
+
+def test_branches_structure():
+    """Two classes; each a binary tree of depth levels, per_branch thin Gaussians per branch; a branch's
+    mass length * 0.5^level; the first branch of class 0 leaves the origin at 45 degrees."""
+    depth, length, per_branch, thickness = 3, 2.0, 2, 0.1
+    m = toy.branches(depth=depth, length=length, per_branch=per_branch, thickness=thickness)
+    per_class = per_branch * (2**depth - 1)
+    assert m.num_components == 2 * per_class and m.num_classes == 2
+    assert m.labels.tolist() == [0] * per_class + [1] * per_class
+    r = 1 / math.sqrt(2)
+    torch.testing.assert_close(m.means[0], torch.tensor([r, r], dtype=torch.float64) * length * 0.25 / per_branch * 2)
+    torch.testing.assert_close(m.means[1], torch.tensor([r, r], dtype=torch.float64) * length * 0.75)
+    torch.testing.assert_close(m.means[per_class], -m.means[0])                # class 1 grows the other way
+    vals = torch.linalg.eigvalsh(m.covs[0]).sqrt()
+    torch.testing.assert_close(vals, torch.tensor([thickness, 0.5 * length / per_branch], dtype=torch.float64))
+    vals = torch.linalg.eigvalsh(m.covs[per_branch]).sqrt()                    # level 1: 0.7 as long and thin
+    torch.testing.assert_close(vals, torch.tensor([0.7 * thickness, 0.5 * 0.7 * length / per_branch],
+                                                  dtype=torch.float64))
+    # masses: the trunk holds length, each level-1 branch 0.7 length * 0.5, each level-2 0.49 length * 0.25
+    # (depth first: trunk, first child and its two children, second child and its two children)
+    masses = torch.tensor([1, 0.35, 0.1225, 0.1225, 0.35, 0.1225, 0.1225], dtype=torch.float64) * length
+    torch.testing.assert_close(m.weights[:per_class].reshape(-1, per_branch).sum(1) / m.weights[:per_class].sum(),
+                               masses / masses.sum())
+    # the first child turns by +0.6 rad from the trunk's 45 degrees and starts at the trunk's end
+    child = m.means[per_branch] - length * torch.tensor([r, r], dtype=torch.float64)
+    angle = math.atan2(float(child[1]), float(child[0]))
+    assert angle == pytest.approx(math.pi / 4 + 0.6)
+    assert float(child.norm()) == pytest.approx(0.7 * length * 0.5 / per_branch)
+
+
+def test_sklearn_shapes_are_scaled_copies_of_scikit_learns():
+    from sklearn.datasets import make_circles, make_moons
+
+    x, y = toy.sklearn_shape("moons", 400, noise=0.05, seed=3)
+    ref_x, ref_y = make_moons(400, noise=0.05, random_state=3)
+    assert x.dtype == torch.float32 and y.dtype == torch.long and torch.equal(y, torch.as_tensor(ref_y))
+    torch.testing.assert_close(x.double(), (torch.as_tensor(ref_x) - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 2,
+                               atol=1e-6, rtol=1e-6)
+    x, y = toy.sklearn_shape("circles", 400, noise=0.05, seed=3)
+    ref_x, ref_y = make_circles(400, noise=0.05, factor=0.5, random_state=3)
+    assert torch.equal(y, torch.as_tensor(ref_y))
+    torch.testing.assert_close(x.double(), torch.as_tensor(ref_x) * 3.0, atol=1e-6, rtol=1e-6)
+    assert toy.make_mixture("ring").num_components == 8 and toy.make_mixture("grid").num_components == 9
+    assert set(toy.PRESETS) == {"ring", "grid", "unequal_weights", "anisotropic"}
+
+
+# --- dtypes, batches of one and the edges of the arguments -----------------------------------------
+
+
+def test_oracles_return_the_dtype_of_x_and_take_a_batch_of_one():
+    mix, s = overlapping(), diffusion.make_schedule("linear", 100)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([3, 50, 50, 99, 0])
+    for fn in (mix.eps_fn(s), mix.eps_fn(s, y=1), mix.log_posterior_fn(s)):
+        out32, out64 = fn(x, t), fn(x.double(), t)
+        assert out32.dtype == torch.float32 and out64.dtype == torch.float64
+        torch.testing.assert_close(out32, out64.float())
+        torch.testing.assert_close(fn(x[:1].double(), t[:1]), out64[:1])
+    assert mix.score(x).dtype == torch.float64                       # exact answers in float64
+    torch.testing.assert_close(mix.score(x), mix.score(x.double()))
+
+
+def test_labelled_sampling_is_reproducible_and_handles_one_component_classes():
+    mix = toy.GaussianMixture2D([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], [torch.eye(2).tolist()] * 3, [1, 1, 2],
+                                labels=[0, 0, 1])
+    a = mix.sample(200, y=torch.tensor([0, 1] * 100), generator=torch.Generator().manual_seed(1))[0]
+    b = mix.sample(200, y=torch.tensor([0, 1] * 100), generator=torch.Generator().manual_seed(1))[0]
+    torch.testing.assert_close(a, b)
+    assert (a[1::2] - torch.tensor([0.0, 3.0])).norm(dim=1).mean() < 1.6   # class 1 is its one component
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: toy.GaussianMixture2D(torch.zeros(0, 2), torch.zeros(0, 2, 2), torch.zeros(0)), "means must"),
+    (lambda m: m.score(torch.zeros(4, 2, 1)), r"x must be a tensor of shape \[n, 2\], got \(4, 2, 1\)"),
+    (lambda m: m.score([[0.0, 0.0]]), r"x must be a tensor of shape \[n, 2\], got list"),
+    (lambda m: m.noised(1.5), "alpha_bar must lie in"),
+    (lambda m: m.broadened(True), "delta must"),
+    (lambda m: m.conditional(1.5), r"y must be an int in 0..2, got 1.5"),
+    (lambda m: m.eps_fn(diffusion.make_schedule("linear", 10))(torch.zeros(3, 2), torch.tensor([1, 2])),
+     "one entry per sample"),
+])
+def test_bad_arguments_one_clause_at_a_time(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(overlapping())
