@@ -143,3 +143,18 @@ def test_gradebooks_from_several_machines_merge_by_student(tmp_path):
     lines = (tmp_path / "all.csv").read_text().splitlines()
     assert lines == ["student,lesson,score,max_score,status,cfg_eps,forward_noise,file,note",
                      "adam,00_y,0,1,timeout,,0,a.ipynb,", "zoe,03_x,1,1,ok,1,,z.ipynb,"]
+
+
+def test_without_nbgrader_every_command_says_how_to_install_it_in_one_line(tmp_path):
+    blocker = ("import sys, runpy\n"
+               "class Block:\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name.split('.')[0] == 'nbgrader':\n"
+               "            raise ImportError('no nbgrader here')\n"
+               "sys.meta_path.insert(0, Block())\n"
+               "sys.argv = ['coursework', *sys.argv[1:]]\n"
+               "runpy.run_module('course_lib.coursework', run_name='__main__')\n")
+    for args in (["release", str(tmp_path / "out")], ["build-edition"], ["grade", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-c", blocker, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "pip install nbgrader" in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             parser.error(f"--csv {args.csv}: {err.strerror or err}")
         return 0
+    try:
+        versions.require_nbgrader()
+    except RuntimeError as err:
+        parser.error(str(err))
     if args.command == "build-edition":
         try:
             versions.build_edition(args.instructor)

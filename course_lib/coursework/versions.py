@@ -31,7 +31,8 @@ EDITION_NOTE = ("*Student edition.* The graded exercises below are yours to writ
                 "in the course's repository.")
 
 
-def _nbgrader():
+def require_nbgrader():
+    """nbgrader's utilities and preprocessors; ``RuntimeError`` saying how to install it."""
     try:
         from nbgrader import utils
         from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions, ComputeChecksums, LockCells
@@ -66,7 +67,7 @@ def lessons(source: str | Path | None = None) -> list[Path]:
 
 def grade_cells(nb) -> dict[str, nbformat.NotebookNode]:
     """The notebook's grade cells by ``grade_id``."""
-    utils = _nbgrader()[0]
+    utils = require_nbgrader()[0]
     return {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if utils.is_grade(c)}
 
 
@@ -81,7 +82,7 @@ def student_version(nb, name: str = "this lesson", first_cells: list[nbformat.No
     """A copy of source notebook ``nb`` (file name ``name``) with answers stubbed (each stub
     names its exercise), hidden tests, outputs and widget state removed, grade cells locked,
     checksums recorded, and the student-edition note (then ``first_cells``) at the top."""
-    utils, ClearSolutions, ClearHiddenTests, ClearOutput, LockCells, ComputeChecksums = _nbgrader()
+    utils, ClearSolutions, ClearHiddenTests, ClearOutput, LockCells, ComputeChecksums = require_nbgrader()
     nb = copy.deepcopy(nb)
     resources = {"language": "python"}
     for i, cell in enumerate(nb.cells):
