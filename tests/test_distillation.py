@@ -119,3 +119,14 @@ _REAL_RECIPE = distillation.DistillRecipe
 
 def _tiny(seed=0):
     return _REAL_RECIPE(seed=seed, steps=2, batch_size=4)
+
+
+def test_load_or_train_distils_the_shipped_teacher_from_scratch(monkeypatch):
+    from course_lib import data
+
+    x, y = data.load_mnist("train")
+    monkeypatch.setattr(data, "load_mnist", lambda split="train": (x[:40], y[:40]))
+    monkeypatch.setattr(distillation.DistillRecipe, "quick", classmethod(lambda cls, seed=0: _tiny(seed)))
+    p = recipes.load_or_train("mnist_cfg_distilled", from_scratch=True, progress=False, threads=1)
+    assert isinstance(p.model, distillation.GuidanceUNet) and p.path is None and p.num_classes == 10
+    assert p.meta["teacher"] == "mnist_cfg" and len(p.history.losses) == 2
