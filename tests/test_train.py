@@ -57,9 +57,11 @@ def test_train_command_writes_all_three_models_with_their_device(monkeypatch, tm
         p = pretrained.load(name, root=tmp_path)
         assert p.meta["device"] == "cpu" and p.meta["command"].startswith("python -m course_lib.train mnist")
         assert all(q.device.type == "cpu" for q in p.model.parameters())
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA GPU"):
+    if not torch.cuda.is_available():  # one argparse line naming --device (tests/test_messages.py checks its text)
+        with pytest.raises(SystemExit) as stop:
             train.main(["mnist", "--out", str(tmp_path), "--device", "cuda", "--quiet"])
+        assert stop.value.code == 2
+        assert "--device: device 'cuda' was asked for, but this torch sees no CUDA GPU" in capsys.readouterr().err
 
 
 def test_weak_command_writes_the_weak_guide(monkeypatch, tmp_path, capsys):
