@@ -262,17 +262,17 @@ def test_compose_at_clean_end_is_score_of_weighted_product():
 @pytest.mark.parametrize("call, name", [
     (lambda: guidance.interval(COND, UNCOND, float("nan"), 3), "t_lo"),
     (lambda: guidance.interval(COND, UNCOND, 0, "high"), "t_hi"),
-    (lambda: guidance.interval(COND, 3.0, 0, 10), "plain_fn"),
+    (lambda: guidance.interval(COND, 3.0, 0, 10), "guided_fn and plain_fn"),
     (lambda: guidance.autoguidance(COND, UNCOND, float("inf")), "w"),
     (lambda: guidance.autoguidance(COND, UNCOND, -2.0), "w"),
-    (lambda: guidance.autoguidance(None, UNCOND, 1.0), "good_fn"),
+    (lambda: guidance.autoguidance(None, UNCOND, 1.0), "good_fn and bad_fn"),
     (lambda: guidance.compose(UNCOND, [(COND, float("nan"))]), "terms[0] scale"),
     (lambda: guidance.compose(UNCOND, [COND]), "terms[0]"),
     (lambda: guidance.compose(UNCOND, COND), "terms"),
     (lambda: guidance.compose("u", []), "uncond_fn"),
 ])
 def test_bad_arguments_name_the_argument(call, name):
-    with pytest.raises(ValueError, match=name.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ValueError, match="^" + name.replace("[", r"\[").replace("]", r"\]")):
         call()
 
 
@@ -338,3 +338,18 @@ def test_classifier_log_prob_fn_passes_the_time_on():
     fn = guidance.classifier_log_prob_fn(lambda x, t: torch.stack([x[:, 0], t.double()], 1))
     t = torch.tensor([0, 5])
     torch.testing.assert_close(fn(X[:2], t), torch.log_softmax(torch.stack([X[:2, 0], t.double()], 1), dim=1))
+
+
+def test_model_cfg_checks_its_weight():
+    model = lambda x, t, y: x * (y[:, None].float() + 1)
+    torch.testing.assert_close(guidance.model_cfg_eps_fn(model, 1, -1.0, 3)(X[:4].float(), T[:4]), X[:4].float() * 4)
+    with pytest.raises(ValueError, match="^w must be >= -1"):
+        guidance.model_cfg_eps_fn(model, 1, -1.5, 3)
+
+
+def test_classifier_guidance_checks_t_itself():
+    """Even when neither eps_fn nor the classifier looks at t, a t of the wrong length is refused."""
+    weights = torch.tensor([[1.0, 0.0, -1.0], [0.5, 1.0, 0.0]], dtype=torch.float64)
+    guided = guidance.classifier_guidance(lambda x, t: 0 * x, lambda x, t: torch.log_softmax(x @ weights, 1), 0, 1.0, S)
+    with pytest.raises(ValueError, match="one entry per sample"):
+        guided(X[:4], T[:3])

@@ -99,3 +99,9 @@ def test_eps_fn_from_noised_score_needs_one_t_per_batch():
 def test_bad_arguments_one_clause_at_a_time(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_eps_fn_from_noised_score_returns_the_dtype_of_x():
+    eps = langevin.eps_fn_from_noised_score(lambda x, a: MIX.noised(a).score(x), S)
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    assert eps(x, torch.full((3,), 7)).dtype == torch.float32

@@ -99,3 +99,11 @@ def test_relative_error_of_small_vectors_and_its_arguments():
             metrics.relative_error(ref, bad)
     with pytest.raises(ValueError, match="x must be a tensor"):
         metrics.mean_pairwise_distance([[0.0], [1.0]])
+
+
+def test_default_arguments_are_the_documented_ones():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(50, 3, generator=g), torch.randn(60, 3, generator=g) + 0.3
+    assert metrics.sliced_wasserstein(a, b) == metrics.sliced_wasserstein(a, b, num_projections=256, seed=0)
+    assert metrics.sliced_wasserstein(a, b) != metrics.sliced_wasserstein(a, b, seed=1)
+    assert metrics.precision_recall(a, b) == metrics.precision_recall(a, b, k=5)
