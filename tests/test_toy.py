@@ -171,19 +171,19 @@ def test_ring_is_k_equal_round_components_evenly_on_a_circle(k, radius, std):
     angles = [2 * math.pi * i / k for i in range(k)]
     expected = torch.tensor([[radius * math.cos(a), radius * math.sin(a)] for a in angles], dtype=torch.float64)
     torch.testing.assert_close(m.means, expected)
-    torch.testing.assert_close(m.covs, _eye(std**2, k))
+    torch.testing.assert_close(m.covs, _eye(std**2, k), rtol=1e-12, atol=0)   # float64 all the way
     torch.testing.assert_close(m.weights, torch.full((k,), 1 / k, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("side, spacing, std", [(3, 2.5, 0.4), (2, 1.0, 0.3)])
+@pytest.mark.parametrize("side, spacing, std", [(3, 2.5, 0.4), (2, 0.3, 0.3)])
 def test_grid_is_side_by_side_equal_components_centred_at_the_origin(side, spacing, std):
     m = toy.grid() if (side, spacing, std) == (3, 2.5, 0.4) else toy.grid(side, spacing, std)
     coords = [(i - (side - 1) / 2) * spacing for i in range(side)]
     expected = sorted((x, y) for x in coords for y in coords)
-    assert sorted(map(tuple, m.means.tolist())) == pytest.approx(expected)
+    assert sorted(map(tuple, m.means.tolist())) == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert m.means[0].tolist() == pytest.approx([coords[0], coords[0]])
     assert m.means[1].tolist() == pytest.approx([coords[1], coords[0]])  # x runs fastest
-    torch.testing.assert_close(m.covs, _eye(std**2, side * side))
+    torch.testing.assert_close(m.covs, _eye(std**2, side * side), rtol=1e-12, atol=0)
     torch.testing.assert_close(m.weights, torch.full((side * side,), 1 / side**2, dtype=torch.float64))
 
 
@@ -191,7 +191,7 @@ def test_unequal_weights_preset():
     m = toy.unequal_weights()
     torch.testing.assert_close(m.weights, torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64))
     torch.testing.assert_close(m.means, torch.tensor([[-1.5, -0.8], [1.5, -0.8], [0.0, 1.6]], dtype=torch.float64))
-    torch.testing.assert_close(m.covs, _eye(0.64, 3))
+    torch.testing.assert_close(m.covs, _eye(0.64, 3), rtol=1e-12, atol=0)
 
 
 def test_anisotropic_preset_is_the_mixture_the_shipped_toy_models_learned():
@@ -294,3 +294,59 @@ def test_labelled_sampling_is_reproducible_and_handles_one_component_classes():
 def test_bad_arguments_one_clause_at_a_time(call, match):
     with pytest.raises(ValueError, match=match):
         call(overlapping())
+
+
+def test_mixture_checks_one_clause_at_a_time():
+    eye = torch.eye(2, dtype=torch.float64)
+    good = dict(means=torch.zeros(2, 2), covs=torch.stack([eye, eye]), weights=torch.ones(2))
+    for name in ("means", "covs", "weights"):
+        bad = dict(good, **{name: good[name].clone()})
+        bad[name].view(-1)[0] = float("nan")
+        with pytest.raises(ValueError, match=f"^{name} must be finite"):
+            toy.GaussianMixture2D(**bad)
+    with pytest.raises(ValueError, match="^weights must all be positive"):
+        toy.GaussianMixture2D(good["means"], good["covs"], torch.tensor([1.0, 0.0]))
+    skew = good["covs"].clone()
+    skew[0, 0, 1] = 1e-9                                                   # asymmetric by 1e-9
+    with pytest.raises(ValueError, match="^covs must be symmetric"):
+        toy.GaussianMixture2D(good["means"], skew, good["weights"])
+    flat = good["covs"].clone()
+    flat[0, 1, 1] = 0.0                                                    # an eigenvalue exactly 0
+    with pytest.raises(ValueError, match="^covs must be positive definite"):
+        toy.GaussianMixture2D(good["means"], flat, good["weights"])
+
+
+def test_sample_sizes_and_seeds():
+    mix = overlapping()
+    x, y = mix.sample(0)
+    assert x.shape == (0, 2) and y.shape == (0,) and y.dtype == torch.long
+    with pytest.raises(ValueError, match="^n must be a non-negative integer"):
+        mix.sample(-1)
+    a = mix.sample(300, generator=torch.Generator().manual_seed(2))
+    b = mix.sample(300, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a[1], b[1]) and torch.equal(a[0], b[0])
+
+
+def test_class_draws_are_the_mean_plus_the_cholesky_factor_times_the_generators_normals():
+    """For one component per class, x = mu_y + L_y z (L_y L_y^T = S_y) with z the generator's normal draws,
+    so draws given y can be reproduced from the seed alone."""
+    mix = overlapping()
+    y = torch.tensor([0, 1, 2, 2, 1])
+    x, _ = mix.sample(5, y=y, generator=torch.Generator().manual_seed(4))
+    z = torch.randn(5, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    chol = torch.linalg.cholesky(mix.covs)
+    torch.testing.assert_close(x, (mix.means[y] + (chol[y] @ z[:, :, None])[:, :, 0]).float())
+
+
+def test_repr_says_components_and_classes():
+    assert repr(overlapping()) == "GaussianMixture2D(K=3, weights=[0.5, 0.2, 0.3])"
+    labelled = toy.GaussianMixture2D(torch.zeros(3, 2), torch.eye(2).expand(3, 2, 2), torch.ones(3), labels=[0, 0, 1])
+    assert repr(labelled) == "GaussianMixture2D(K=3 components, 2 classes)"
+
+
+def test_oracle_denoiser_for_every_label_and_the_null_one():
+    mix, s = overlapping(), diffusion.make_schedule("linear", 100)
+    oracle, x, t = toy.OracleDenoiser(mix, s), torch.randn(4, 2, dtype=torch.float64), torch.full((4,), 30)
+    for y in range(3):
+        torch.testing.assert_close(oracle(x, t, torch.full((4,), y)), mix.eps_fn(s, y)(x, t))
+    torch.testing.assert_close(oracle(x, t, torch.full((4,), 3)), mix.eps_fn(s)(x, t))

@@ -98,11 +98,31 @@ def test_branches_is_thin_two_class_and_has_gaps():
     (lambda: toy.GaussianMixture2D(P.means, P.covs, P.weights, labels=[0, 2, 2]), "labels"),
     (lambda: toy.GaussianMixture2D(P.means, P.covs, P.weights, labels=[0, 1]), "labels"),
     (lambda: toy.branches(depth=0), "depth"),
+    (lambda: toy.branches(depth=1.5), "depth"),
+    (lambda: toy.branches(depth=True), "depth"),
+    (lambda: toy.branches(per_branch=0), "per_branch"),
     (lambda: toy.branches(thickness=-1.0), "thickness"),
+    (lambda: toy.branches(thickness=0.0), "thickness"),
+    (lambda: toy.branches(length=float("inf")), "length"),
+    (lambda: toy.branches(length=True), "length"),
+    (lambda: toy.GaussianMixture2D(P.means, P.covs, P.weights, labels=[0, -1, 1]), "labels must be \\[K\\]"),
 ])
 def test_bad_arguments_name_the_argument(call, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match="^" + name):
         call()
+
+
+def test_branches_of_depth_one_with_one_gaussian_per_branch():
+    m = toy.branches(depth=1, per_branch=1, length=1.0, thickness=0.1)
+    assert m.num_components == 2 and m.labels.tolist() == [0, 1]
+
+
+def test_product_keeps_a_vanishing_weight_at_the_floor():
+    """Components 60 apart overlap by e^-900 relative: the weight is raised to 1e-300 of the largest."""
+    one = toy.GaussianMixture2D([[0.0, 0.0]], [torch.eye(2).tolist()], [1.0])
+    two = toy.GaussianMixture2D([[0.0, 0.0], [60.0, 0.0]], [torch.eye(2).tolist()] * 2, [1.0, 1.0])
+    w = one.product(two).weights
+    assert float(w[1] / w[0]) == pytest.approx(1e-300, rel=1e-6)
 
 
 def test_branches_score_is_the_gradient_of_log_prob():
