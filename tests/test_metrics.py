@@ -107,3 +107,12 @@ def test_default_arguments_are_the_documented_ones():
     assert metrics.sliced_wasserstein(a, b) == metrics.sliced_wasserstein(a, b, num_projections=256, seed=0)
     assert metrics.sliced_wasserstein(a, b) != metrics.sliced_wasserstein(a, b, seed=1)
     assert metrics.precision_recall(a, b) == metrics.precision_recall(a, b, k=5)
+
+
+def test_sliced_wasserstein_of_unequal_sets_counted_by_hand():
+    """In 1-D every direction is +-1. a = {0, 1} read at b's four quantile levels 1/8, 3/8, 5/8, 7/8
+    (linear interpolation) is 0.125, 0.375, 0.625, 0.875; b = {0, 0.5, 1, 1.5}; the squared gaps
+    average 0.140625, so the distance is 0.375, whichever set comes first."""
+    a, b = torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [0.5], [1.0], [1.5]])
+    assert metrics.sliced_wasserstein(a, b) == pytest.approx(0.375)
+    assert metrics.sliced_wasserstein(b, a) == pytest.approx(0.375)
