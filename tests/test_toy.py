@@ -239,6 +239,20 @@ def test_branches_structure():
     assert angle == pytest.approx(math.pi / 4 + 0.6)
     assert float(child.norm()) == pytest.approx(0.7 * length * 0.5 / per_branch)
 
+    def heading(first: int, second: int) -> float:
+        step = m.means[second] - m.means[first]
+        return math.atan2(float(step[1]), float(step[0]))
+
+    # depth first: 0-1 trunk, 2-3 first child, 4-5 its first child, 6-7 its second, 8-9 the trunk's second child
+    assert heading(2, 3) == pytest.approx(math.pi / 4 + 0.6, rel=1e-12)
+    assert heading(4, 5) == pytest.approx(math.pi / 4 + 0.6 + 0.6 * 0.8, rel=1e-12)   # turns shrink by 0.8
+    assert heading(6, 7) == pytest.approx(math.pi / 4 + 0.6 - 0.6 * 0.8, rel=1e-12)
+    assert heading(8, 9) == pytest.approx(math.pi / 4 - 0.6, rel=1e-12)
+    default = toy.branches()
+    explicit = toy.branches(depth=4, length=1.5, per_branch=3, thickness=0.06)
+    torch.testing.assert_close(default.means, explicit.means, rtol=0, atol=0)
+    torch.testing.assert_close(default.covs, explicit.covs, rtol=0, atol=0)
+
 
 def test_sklearn_shapes_are_scaled_copies_of_scikit_learns():
     from sklearn.datasets import make_circles, make_moons
