@@ -101,3 +101,10 @@ def test_velocity_keeps_the_input_dtype():
     v = flow.mixture_velocity_fn(MIX)(X[:4].float(), torch.full((4,), 0.5))
     assert v.dtype == torch.float32
     torch.testing.assert_close(v, flow.mixture_velocity_fn(MIX)(X[:4], torch.full((4,), 0.5)).float())
+
+
+def test_velocity_and_eps_keep_the_dtype_of_x_whatever_the_paths():
+    path = flow.linear_path(TAU[:4])                                         # float64 coefficients
+    x, eps = X[:4].float(), X[4:8].float()
+    v = flow.velocity_from_eps(eps, x, path)
+    assert v.dtype == torch.float32 and flow.eps_from_velocity(v, x, path).dtype == torch.float32
