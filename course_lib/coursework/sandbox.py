@@ -67,7 +67,8 @@ def minimal_env(home: Path, data_dir: Path | None, extra: dict[str, str] | None 
            "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_DATA_DIR": str(home / ".jupyter-data"),
            "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
            "XDG_CACHE_HOME": str(home / ".cache"), "XDG_CONFIG_HOME": str(home / ".config"),
-           "XDG_RUNTIME_DIR": str(home / ".jupyter-runtime")}
+           "XDG_RUNTIME_DIR": str(home / ".jupyter-runtime"),
+           "PYTHONPATH": str(PACKAGE.parent)}  # this course_lib, whatever an editable install points at
     if data_dir is not None:
         env["COURSE_LIB_DATA"] = str(data_dir)
     return env | (extra or {})
@@ -84,7 +85,8 @@ class Jail:
     def command(self, cmd: list[str], cwd: Path | None = None) -> list[str]:
         """``cmd`` wrapped in bwrap (module docstring), started in ``cwd`` (default: the writable folder)."""
         args = [_bwrap(), "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]
+                "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox", "--tmpfs", "/tmp",
+                "--ro-bind", "/usr", "/usr"]  # /tmp first: a folder bound below it stays visible
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             path = Path("/") / top
             if path.is_symlink():
@@ -97,7 +99,7 @@ class Jail:
         for folder in python_folders() + [PACKAGE] + [Path(p).resolve() for p in self.readable if Path(p).is_dir()]:
             args += ["--ro-bind", str(folder), str(folder)]
         work = str(Path(self.writable).resolve())
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", work, work,
+        args += ["--proc", "/proc", "--dev", "/dev", "--bind", work, work,
                  "--remount-ro", "/", "--chdir", str(Path(cwd).resolve()) if cwd is not None else work, "--"]
         return args + list(cmd)
 
