@@ -280,3 +280,38 @@ def test_score_and_eps_conversions_need_one_t_per_sample():
     for convert in (diffusion.score_from_eps, diffusion.eps_from_score):
         with pytest.raises(ValueError, match="one entry per sample"):
             convert(torch.randn(3, 2), torch.tensor([1, 2]), s)
+
+
+@pytest.mark.parametrize("betas", [torch.tensor([]), torch.full((2, 2), 0.1), [0.1, 0.2], torch.tensor([0.1, 0.0]),
+                                   torch.tensor([0.1, 1.0]), torch.tensor([0.1, float("nan")])])
+def test_schedule_rejects_each_kind_of_bad_betas(betas):
+    with pytest.raises(ValueError, match="^betas must"):
+        diffusion.Schedule(betas)
+
+
+def test_schedule_holds_float64_betas_and_its_defaults():
+    s = diffusion.Schedule(torch.tensor([0.1, 0.2], dtype=torch.float32))
+    assert s.betas.dtype == torch.float64 and s.T == 2
+    assert float(s.betas[0]) == pytest.approx(0.1, rel=1e-6)
+    assert diffusion.make_schedule("linear", 2).T == 2
+    torch.testing.assert_close(diffusion.make_schedule().betas, diffusion.make_schedule("linear", 1000).betas)
+
+
+@pytest.mark.parametrize("t", [torch.tensor([1.0, 2.0]), torch.tensor([[1, 2]]), [1, 2], torch.tensor([1, 2], dtype=torch.int32)])
+def test_check_t_wants_a_1d_long_tensor(t):
+    with pytest.raises(ValueError, match="^t must be a 1-D long tensor"):
+        diffusion.make_schedule("linear", 10).check_t(t)
+
+
+def test_ddim_timesteps_edges():
+    assert diffusion.ddim_timesteps(1, 10) == [0]
+    assert diffusion.ddim_timesteps(7, 1000) == [round(i * 999 / 6) for i in range(6, -1, -1)]
+    for steps in (0, 1.5, True):
+        with pytest.raises(ValueError, match="^steps must be an integer"):
+            diffusion.ddim_timesteps(steps, 10)
+
+
+def test_sampler_casts_eps_to_the_dtype_of_x():
+    s = diffusion.make_schedule("linear", 10)
+    out = diffusion.sample(lambda x, t: torch.zeros(x.shape, dtype=torch.float64), (3, 2), s, steps=2, eta=0.0)
+    assert out.dtype == torch.float32

@@ -116,3 +116,13 @@ def test_sliced_wasserstein_of_unequal_sets_counted_by_hand():
     a, b = torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [0.5], [1.0], [1.5]])
     assert metrics.sliced_wasserstein(a, b) == pytest.approx(0.375)
     assert metrics.sliced_wasserstein(b, a) == pytest.approx(0.375)
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(1, 2), torch.zeros(4), torch.zeros(4, 2, 1), [[0.0, 0.0]] * 4,
+                                 torch.tensor([[0.0, float("inf")]] * 4)])
+def test_sample_sets_are_checked_by_name(bad):
+    good = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="^a must"):
+        metrics.sliced_wasserstein(bad, good)
+    with pytest.raises(ValueError, match="^b must"):
+        metrics.sliced_wasserstein(good, bad)
