@@ -46,7 +46,7 @@ def test_from_scratch_rows_grade_the_model_just_trained(monkeypatch):
     rows = list(bench.bench_mnist_training(recipe, threads=1))
     model, meta, _ = trained[0]
     assert rows[0].section == "mnist-train (1 thread(s))" and "2 steps" in rows[0].quantity
-    assert rows[0].value == meta["seconds"] > 0
+    assert rows[0].value == meta["seconds"] >= 0               # the recipe rounds its seconds
     weights = sum(p.sum() for p in model.parameters()).item()
     assert [(r.quantity.split(" (")[0], r.value, r.note) for r in rows[1:]] == [
         ("judged accuracy at w=0", recipe.make_schedule().T / 10_000, ""),
