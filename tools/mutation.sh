@@ -30,8 +30,6 @@ else
     for fn in $guidance_fns; do names+=("course_lib.guidance.x_${fn}__mutmut_*"); done
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-python -m mutmut run "${names[@]}"
-python -m mutmut export-cicd-stats
-python -m mutmut results > mutants/survivors.txt || true
-cat mutants/mutmut-cicd-stats.json
-echo "survivors listed in $work/mutants/survivors.txt; show one with: (cd $work && python -m mutmut show NAME)"
+python -m mutmut run "${names[@]}" || true
+python "$repo/tools/mutation_score.py" "$work" "${names[@]}" | tee mutants/score.txt
+echo "show a survivor with: (cd $work && python -m mutmut show NAME)"
