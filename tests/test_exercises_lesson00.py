@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 
+from exercise_asserts import right_passes, wrong_fails
+
 from course_lib import diffusion, exercises, toy
 from instructor import exercises as graded
 
@@ -56,18 +58,12 @@ def test_the_lesson_has_these_exercises_and_no_other():
 
 @pytest.mark.parametrize("name", sorted(RIGHT))
 def test_right_answer_passes_public_and_hidden(name):
-    item = graded.get(name)
-    for seed in (0, 7):
-        public, hidden = _cases(name, seed)
-        assert max(item.errors(RIGHT[name], public + hidden)) <= item.exercise.tolerance
+    right_passes(name, RIGHT[name])
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_typical_mistake_fails_public_and_hidden(name):
-    item = graded.get(name)
-    public, hidden = _cases(name, 3)
-    assert max(item.errors(WRONG[name], public)) > 100 * item.exercise.tolerance
-    assert max(item.errors(WRONG[name], hidden)) > 100 * item.exercise.tolerance
+    wrong_fails(name, WRONG[name], public=True)
 
 
 def test_twins_name_the_library_functions_that_would_answer():
