@@ -54,3 +54,15 @@ def test_an_untouched_student_lesson_runs_to_its_last_cell(path):
 def test_a_solved_lesson_runs_top_to_bottom_and_passes_its_checks(path):
     checks = _check_outputs(_execute(path))
     assert checks and all(text.startswith("✓") for text in checks), checks
+
+
+@pytest.mark.parametrize("path", SOLVED, ids=[p.stem for p in SOLVED])
+def test_every_code_cell_compiles_without_a_warning(path):
+    """An invalid escape such as "\\mid" in a plain string is a warning today and an error in a later Python."""
+    import warnings
+
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "code" and not cell.source.lstrip().startswith(("%", "!")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                compile(cell.source, f"{path.name} cell {i}", "exec")
