@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from . import diffusion, guidance
+from . import diffusion, guidance, static_slider
 from .conditional import grid_labels, grid_noise, model_schedule
 from .data import NUM_CLASSES
 from .widgets import DigitGridExplorer, weight_readout
@@ -99,9 +99,11 @@ def switchable(model: torch.nn.Module, values: Sequence[float], value: float, *,
 def switch_widget(explorers: dict[str, DigitGridExplorer]):
     """Toggle buttons over the explorers' widgets (needs ipywidgets): the fix switches the picture,
     and each explorer keeps its own slider position and precomputed frames."""
+    boxes = {fix: explorer.widget() for fix, explorer in explorers.items()}
+    if static_slider.enabled():  # the course site: one static slider per fix, under its name
+        return static_slider.StaticStack(boxes, label="fix")
     import ipywidgets as W
 
-    boxes = {fix: explorer.widget() for fix, explorer in explorers.items()}
     first = next(iter(boxes))
     toggle = W.ToggleButtons(options=list(boxes), value=first, description="fix")
     holder = W.VBox([boxes[first]])

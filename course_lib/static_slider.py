@@ -95,6 +95,26 @@ class StaticSlider:
                 "text/plain": f"<slider over {self.symbol}: {len(self.frames)} frames>"}
 
 
+class StaticStack:
+    """Several static sliders under their names, one after another: the page's form of a widget
+    that switches between explorers (lesson 06's fixes), since a page has no kernel to switch them."""
+
+    def __init__(self, parts: dict[str, StaticSlider], *, label: str = "") -> None:
+        if not parts or not all(isinstance(p, StaticSlider) for p in parts.values()):
+            raise ValueError("parts must map names to StaticSlider objects, at least one")
+        self.parts, self.label = dict(parts), str(label)
+
+    def _repr_html_(self) -> str:
+        prefix = f"{html.escape(self.label)}: " if self.label else ""
+        return "".join(f'<div class="course-lib-static-stack"><p><strong>{prefix}{html.escape(str(name))}'
+                       f"</strong></p>{part._repr_html_()}</div>" for name, part in self.parts.items())
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        first = next(iter(self.parts.values()))
+        return {"text/html": self._repr_html_(), "image/png": first.frames[first.start],
+                "text/plain": f"<{len(self.parts)} sliders: {', '.join(map(str, self.parts))}>"}
+
+
 def compact_png(png: bytes) -> bytes:
     """The same picture in 256 colours, PNG-optimised: about a third of the bytes of the
     widget's fast PNG for a scatter figure, and nothing visible lost on a plot."""

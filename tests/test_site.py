@@ -87,6 +87,18 @@ def test_static_slider_escapes_its_text_and_checks_its_frames():
     assert small.startswith(b"\x89PNG") and len(small) < len(png)
 
 
+def test_a_switch_between_explorers_becomes_one_static_slider_per_choice():
+    png = widgets.ScatterExplorer(_render, symbol="w", value_range=(0.0, 1.0, 1.0), value=0.0,
+                                  titles={"a": "A", "b": "B"}, precompute=False).png
+    parts = {"none": static_slider.StaticSlider([png, png], ["0", "1"], ["r0", "r1"], symbol="w"),
+             "<clip>": static_slider.StaticSlider([png], ["0"], ["r0"], symbol="w")}
+    page = static_slider.StaticStack(parts, label="fix")._repr_html_()
+    assert page.count('type="range"') == 2 and "fix: none" in page and "fix: &lt;clip&gt;" in page
+    assert static_slider.StaticStack(parts)._repr_mimebundle_()["image/png"] == parts["none"].frames[0]
+    with pytest.raises(ValueError, match="StaticSlider"):
+        static_slider.StaticStack({"a": png})
+
+
 def test_math_becomes_mathml_outside_code_only():
     text, pieces = website.math_to_mathml("CFG $\\tilde\\epsilon = (1 + w)\\epsilon$ costs `$HOME` and\n"
                                           "$$p(x \\mid y)$$\n```\nprint('$x$')\n```\n$5 and $6")
