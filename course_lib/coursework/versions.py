@@ -24,11 +24,7 @@ from . import material
 STUB = ('# YOUR CODE HERE\nraise NotImplementedError("exercise {name}: write this part, '
         'then run the check in the next cell")')
 EDITION_NOTE_ID = "student-edition-note"
-EDITION_NOTE = ("*Student edition.* The graded exercises below are yours to write: each stub says what to "
-                "compute, and the cell after it checks your function at once. Until you write one, that "
-                "check says *not attempted yet* and later cells use the library's own version, so Run All "
-                "still shows every figure. Stuck? The worked solutions are in `instructor/lessons/{name}` "
-                "in the course's repository.")
+EDITION_NOTE = "*Student edition.* Worked solutions: `instructor/lessons/{name}` in the course's repository.\n"
 
 
 def require_nbgrader():
