@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from . import data, diffusion, evaluate, guidance, langevin, pretrained, recipes, tables, toy, widgets
+from . import data, diffusion, guidance, langevin, pretrained, recipes, sample_metrics, tables, toy, widgets
 from .conditional import cfg_grid, grid_noise
 from .timing import median_seconds
 from .unet import ConditionalUNet
@@ -89,7 +89,7 @@ def bench_toy() -> Iterator[Row]:
     explorer.wait()
     yield Row(section, "CFG slider: all 37 values rendered and drawn in the background", time.perf_counter() - start,
               "s", "from construction; after that every move only swaps a PNG")
-    for row in evaluate.toy_cfg_report(cfg.model, mix, schedule):
+    for row in sample_metrics.toy_cfg_report(cfg.model, mix, schedule):
         limit = 2 * row["floor"] + 0.05 * float(mix.sample(20_000, generator=torch.Generator().manual_seed(0))[0]
                                                  .std(0).mean())
         yield Row(section, f"SW learned vs exact CFG, class {row['class']}, w={row['w']:g}", row["sw"], "",
@@ -185,7 +185,7 @@ def bench_mnist_training(recipe: recipes.DigitsRecipe | None = None, threads: in
     x, y = data.load_mnist("train")
     judge = pretrained.load("mnist_judge").model
     model, meta, _ = recipes.train_mnist_cfg(x, y, recipe)
-    by_w = evaluate.judge_cfg_model(model, judge, recipe.make_schedule(), seed=recipe.seed + 1000)
+    by_w = sample_metrics.judge_cfg_model(model, judge, recipe.make_schedule(), seed=recipe.seed + 1000)
     yield Row(section, f"train mnist_cfg from scratch: {recipe.steps} steps, batch {recipe.batch_size}",
               meta["seconds"], "s", f"CPU time {meta['cpu_seconds']:.0f} s; target < 600 s")
     for w, acc in by_w.items():

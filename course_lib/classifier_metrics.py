@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from . import metrics
+from . import sample_metrics
 from .data import check_digits
 from .diffusion import EpsFn, Schedule, q_sample
 from .guidance import LogProbFn, check_labels, classifier_guidance, classifier_log_prob_fn, classifier_log_prob_grad
@@ -199,7 +199,7 @@ def gradient_error(log_prob_fn: LogProbFn, reference_fn: LogProbFn, x: torch.Ten
     g = classifier_log_prob_grad(log_prob_fn, x, t, y).double()
     g_ref = classifier_log_prob_grad(reference_fn, x.double(), t, y).double()
     cosine = torch.nn.functional.cosine_similarity(g, g_ref, dim=1, eps=1e-12).mean()
-    return {"relative_error": metrics.relative_error(g, g_ref), "cosine": float(cosine)}
+    return {"relative_error": sample_metrics.relative_error(g, g_ref), "cosine": float(cosine)}
 
 
 def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | int, schedule: Schedule,

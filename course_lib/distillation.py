@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .conditional import grid_labels, grid_noise
 from .diffusion import EpsFn, Schedule, q_sample, sample
-from .evaluate import judged_accuracy, within_class_diversity
+from .sample_metrics import judged_accuracy, within_class_diversity
 from .guidance import check_labels, model_cfg_eps_fn
 from .models import timestep_embedding
 from .training import TrainHistory, adam, cosine_lr

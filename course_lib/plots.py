@@ -298,7 +298,7 @@ def image_grid(images, nrow: int = 8, ax: Axes | None = None, *, padding: int = 
 
 def plot_confusion(confusion: torch.Tensor, ax=None, *, title: str | None = None, null_name: str = "∅",
                    fontsize: float = 10):
-    """Draw a confusion matrix (:func:`course_lib.evaluate.confusion_matrix`) as row shares: rows the label asked for (the last
+    """Draw a confusion matrix (:func:`course_lib.sample_metrics.confusion_matrix`) as row shares: rows the label asked for (the last
     one, if present, the null label ``null_name``), columns the judge's verdict, each
     cell its share of the row in percent (``fontsize`` points). Returns the axes."""
     if not isinstance(confusion, torch.Tensor) or confusion.ndim != 2 \

@@ -16,7 +16,7 @@ file's SHA-256 and that command; :func:`load` refuses a file whose hash differs.
 To add a model (say ``mnist_cfg``), register its builder and training command
 once, next to the others below::
 
-    register("mnist_cfg", ConditionalUNet, "python -m course_lib.train mnist")
+    register("mnist_cfg", ConditionalUNet, "python -m course_lib.recipes mnist")
 
 then write its file with :func:`save` from the training recipe.
 """
@@ -77,13 +77,13 @@ def register(name: str, builder: Callable[..., nn.Module], command: str) -> Entr
     return REGISTRY[name]
 
 
-register("toy_cfg", ConditionalMLP, "python -m course_lib.train toy")
-register("toy_classifier", NoisyClassifier2D, "python -m course_lib.train toy")
-register("mnist_cfg", ConditionalUNet, "python -m course_lib.train mnist")
-register("mnist_classifier", NoisyImageClassifier, "python -m course_lib.train mnist")
-register("mnist_judge", ImageClassifier, "python -m course_lib.train mnist")  # evaluation only, never guidance
-register("mnist_cfg_weak", ConditionalUNet, "python -m course_lib.train mnist-weak")  # autoguidance's weak guide
-register("mnist_cfg_distilled", GuidanceUNet, "python -m course_lib.train mnist-distilled")  # takes w as an input
+register("toy_cfg", ConditionalMLP, "python -m course_lib.recipes toy")
+register("toy_classifier", NoisyClassifier2D, "python -m course_lib.recipes toy")
+register("mnist_cfg", ConditionalUNet, "python -m course_lib.recipes mnist")
+register("mnist_classifier", NoisyImageClassifier, "python -m course_lib.recipes mnist")
+register("mnist_judge", ImageClassifier, "python -m course_lib.recipes mnist")  # evaluation only, never guidance
+register("mnist_cfg_weak", ConditionalUNet, "python -m course_lib.recipes mnist-weak")  # autoguidance's weak guide
+register("mnist_cfg_distilled", GuidanceUNet, "python -m course_lib.recipes mnist-distilled")  # takes w as an input
 
 
 @dataclass

@@ -18,7 +18,7 @@ from . import diffusion, guidance
 from .diffusion import EpsFn
 from .conditional import cfg_grid, classifier_grid, grid_labels, grid_noise, model_schedule
 from .data import balanced_subset
-from .evaluate import feature_frechet, judge_features, judged_accuracy, score_2d, within_class_diversity
+from .sample_metrics import frechet_distance, judge_features, judged_accuracy, score_2d, within_class_diversity
 from .toy import GaussianMixture2D
 
 
@@ -59,7 +59,7 @@ def sweep(model: torch.nn.Module, judge: torch.nn.Module, reference: torch.Tenso
         seconds = time.perf_counter() - start
         rows.append({**knob_row(kind, value), "accuracy": judged_accuracy(judge, images, labels),
                      "diversity": within_class_diversity(images, labels),
-                     "frechet": feature_frechet(judge, images, ref), "seconds": seconds})
+                     "frechet": frechet_distance(judge_features(judge, images), ref), "seconds": seconds})
     return rows
 
 
@@ -71,7 +71,7 @@ def real_digits_row(judge: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, re
     ref = reference if reference.ndim == 2 else judge_features(judge, reference)
     return {"guidance": "real digits", "w": float("nan"), "gamma": float("nan"),
             "accuracy": judged_accuracy(judge, images, labels),
-            "diversity": within_class_diversity(images, labels), "frechet": feature_frechet(judge, images, ref),
+            "diversity": within_class_diversity(images, labels), "frechet": frechet_distance(judge_features(judge, images), ref),
             "seconds": 0.0}
 
 
@@ -80,7 +80,7 @@ def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *
              pairs: dict[str, tuple[EpsFn, EpsFn]] | None = None, ws: Sequence[float] = (),
              gammas: Sequence[float] = (), n: int = 1000, steps: int = 50, eta: float = 0.0, seed: int = 0,
              k: int | None = 5) -> list[dict]:
-    """The 2-D counterpart of :func:`sweep`: :func:`course_lib.evaluate.score_2d` of guided samples
+    """The 2-D counterpart of :func:`sweep`: :func:`course_lib.sample_metrics.score_2d` of guided samples
     of class ``y`` at each ``w`` (CFG) and ``gamma`` (classifier guidance).
 
     Each setting is sampled by DDIM (``eta``; 0: deterministic) from one shared noise ``x_T``:

@@ -2,7 +2,7 @@
 
 import torch
 
-from course_lib import bench, data, evaluate, recipes
+from course_lib import bench, data, recipes, sample_metrics
 
 
 def test_format_table_aligns_rows():
@@ -42,7 +42,7 @@ def test_from_scratch_rows_grade_the_model_just_trained(monkeypatch):
         assert isinstance(model, ConditionalUNet) and isinstance(judge, torch.nn.Module)
         return {"0": schedule.T / 10_000, "3": (seed + sum(p.sum() for p in model.parameters()).item()) / 10_000}
 
-    monkeypatch.setattr(evaluate, "judge_cfg_model", judge)
+    monkeypatch.setattr(sample_metrics, "judge_cfg_model", judge)
     rows = list(bench.bench_mnist_training(recipe, threads=1))
     model, meta, _ = trained[0]
     assert rows[0].section == "mnist-train (1 thread(s))" and "2 steps" in rows[0].quantity

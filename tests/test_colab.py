@@ -119,6 +119,6 @@ def test_the_prefetch_fails_on_corrupt_weights_saying_how_to_rebuild(tmp_path, m
     monkeypatch.setattr(data, "load_mnist", lambda split, timeout: (torch.zeros(1, 1, 28, 28), None))
     monkeypatch.setattr(pretrained, "available", lambda: ["toy_cfg"])
     monkeypatch.setattr(pretrained, "verify", lambda name: (_ for _ in ()).throw(
-        pretrained.WeightsError("weights file x is corrupt. Rebuild it with:\n    python -m course_lib.train toy")))
+        pretrained.WeightsError("weights file x is corrupt. Rebuild it with:\n    python -m course_lib.recipes toy")))
     assert prefetch.main([]) == 1
     assert "Rebuild it with" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib import diffusion, toy
-from course_lib.metrics import sliced_wasserstein
+from course_lib.sample_metrics import sliced_wasserstein
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])

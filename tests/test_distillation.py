@@ -78,7 +78,7 @@ def test_bad_input_is_refused(teacher):
 def test_shipped_distilled_model_loads_and_matches_the_teacher_within_the_judges_noise():
     p = pretrained.load("mnist_cfg_distilled")
     assert isinstance(p.model, distillation.GuidanceUNet)
-    assert p.meta["command"].startswith("python -m course_lib.train mnist-distilled")
+    assert p.meta["command"].startswith("python -m course_lib.recipes mnist-distilled")
     blob = torch.load(p.path, weights_only=True)                       # plain data only
     assert set(blob) == {"state_dict", "meta"}
     report = p.meta["versus_teacher"]["by_w"]
@@ -91,13 +91,14 @@ def test_shipped_distilled_model_loads_and_matches_the_teacher_within_the_judges
 
 def test_recipe_is_registered():
     assert "mnist_cfg_distilled" in pretrained.REGISTRY
-    assert recipes.COMMANDS["mnist-distilled"] == "python -m course_lib.train mnist-distilled"
+    assert recipes.COMMANDS["mnist-distilled"] == "python -m course_lib.recipes mnist-distilled"
     quick = distillation.DistillRecipe.quick()
     assert quick.steps < distillation.DistillRecipe().steps
 
 
 def test_train_command_writes_the_distilled_model(monkeypatch, tmp_path, capsys):
-    from course_lib import data, train
+    from course_lib import data
+    from course_lib.recipes import __main__ as command_line
 
     x, y = data.load_mnist("train")
     monkeypatch.setattr(data, "load_mnist", lambda split="train": (x[:40], y[:40]))
@@ -107,11 +108,11 @@ def test_train_command_writes_the_distilled_model(monkeypatch, tmp_path, capsys)
                                                                     "calls_per_sample": 2.0},
                                                         "student": {"accuracy": 0.9, "se": 0.01, "diversity": 1.0,
                                                                     "calls_per_sample": 1.0}}}})
-    assert train.main(["mnist-distilled", "--out", str(tmp_path)]) == 0
+    assert command_line.main(["mnist-distilled", "--out", str(tmp_path)]) == 0
     assert "mnist_cfg_distilled" in capsys.readouterr().out
     p = pretrained.load("mnist_cfg_distilled", root=tmp_path)
     assert isinstance(p.model, distillation.GuidanceUNet) and p.meta["steps"] == 2
-    assert p.meta["command"] == f"python -m course_lib.train mnist-distilled --out {tmp_path}"
+    assert p.meta["command"] == f"python -m course_lib.recipes mnist-distilled --out {tmp_path}"
 
 
 _REAL_RECIPE = distillation.DistillRecipe

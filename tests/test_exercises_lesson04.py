@@ -85,7 +85,7 @@ def test_expected_sampler_optima_match_exercise_2():
     diversities = [found[s][1] for s in (10, 20, 50, 200)]
     assert diversities == sorted(diversities)                          # rises with the number of steps
     exact = toy.anisotropic().sample(1000, 1, generator=torch.Generator().manual_seed(0))[0]
-    assert diversities[-1] < course_lib.metrics.mean_pairwise_distance(exact) * 1.02   # towards the exact value
+    assert diversities[-1] < course_lib.sample_metrics.mean_pairwise_distance(exact) * 1.02   # towards the exact value
     assert found[10][0] < 0 and found[20][0] < 0                       # negative at 10 and 20 steps
     assert found[50][0] == 0.0 and found[200][0] == 0.0                # 0 from 50 steps on
 

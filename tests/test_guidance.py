@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_lib import diffusion, guidance, toy
-from course_lib.metrics import sliced_wasserstein
+from course_lib.sample_metrics import sliced_wasserstein
 
 MIX = toy.GaussianMixture2D([[0.0, 0.0], [1.2, -0.4], [-0.8, 1.5]],
                             [[[0.9, 0.5], [0.5, 0.7]], [[0.25, -0.1], [-0.1, 1.1]], [[0.4, 0.0], [0.0, 0.15]]],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib import diffusion, langevin, toy
-from course_lib.metrics import sliced_wasserstein
+from course_lib.sample_metrics import sliced_wasserstein
 
 MIX = toy.GaussianMixture2D([[0.0, 0.0], [2.2, -0.4], [-1.8, 1.5]],
                             [[[0.3, 0.1], [0.1, 0.2]], [[0.05, 0.0], [0.0, 0.4]], [[0.2, 0.0], [0.0, 0.05]]],

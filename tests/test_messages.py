@@ -37,7 +37,7 @@ def _usage_error(result: subprocess.CompletedProcess, *names: str) -> str:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 @pytest.mark.parametrize("recipe", ["mnist", "mnist-weak"])
 def test_train_on_a_device_this_machine_lacks_is_a_usage_error(recipe):
-    last = _usage_error(_run("course_lib.train", recipe, "--device", "cuda", "--quiet"), "--device", "cuda")
+    last = _usage_error(_run("course_lib.recipes", recipe, "--device", "cuda", "--quiet"), "--device", "cuda")
     assert "auto" in last  # what to do instead
 
 
@@ -63,13 +63,13 @@ def test_the_rebuild_hint_writes_where_the_weights_are_loaded_from(weights_copy)
     with pytest.raises(pretrained.WeightsError) as caught:
         pretrained.load("toy_cfg", root=weights_copy)
     hint = str(caught.value).split("Rebuild it with:", 1)[1].strip()
-    assert hint == f"python -m course_lib.train toy --out '{weights_copy}'"
+    assert hint == f"python -m course_lib.recipes toy --out '{weights_copy}'"
 
 
 def test_the_rebuild_hint_for_the_shipped_weights_drops_a_recorded_out_folder():
     for name in pretrained.available():
         command = pretrained._rebuild_command(pretrained.REGISTRY[name], pretrained.WEIGHTS_DIR)
-        assert command.startswith("python -m course_lib.train ") and "--out" not in command, command
+        assert command.startswith("python -m course_lib.recipes ") and "--out" not in command, command
 
 
 def test_the_offline_mnist_note_names_the_folder_it_looked_in(tmp_path, monkeypatch, capsys):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from matplotlib.axes import Axes
 
-from course_lib import evaluate, plots
+from course_lib import plots, sample_metrics
 from course_lib.diffusion import make_schedule
 from course_lib.toy import anisotropic
 
@@ -223,7 +223,7 @@ def test_plot_helpers_label_what_they_draw():
         plots.digit_table(images, 11, col_labels=range(10))
     with pytest.raises(ValueError, match="row_labels"):
         plots.digit_table(images, 11, row_labels=["a"])
-    confusion = evaluate.confusion_matrix(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 0]), 2)
+    confusion = sample_metrics.confusion_matrix(torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 0]), 2)
     ax = plots.plot_confusion(confusion, title="c", fontsize=9)
     assert [t.get_text() for t in ax.texts] == ["50", "50", "100", "100"]
     assert all(t.get_fontsize() == 9 for t in ax.texts)

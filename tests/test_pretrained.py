@@ -1,6 +1,6 @@
 """The shipped 2-D weights: registry, manifest and hash checks, and their quality
 against the exact mixture (a cheaper version of the targets in ``python -m
-course_lib.train toy``'s docstring)."""
+course_lib.recipes toy``'s docstring)."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from course_lib import diffusion, guidance, metrics, pretrained, toy
+from course_lib import diffusion, guidance, pretrained, sample_metrics, toy
 from course_lib.models import ConditionalMLP, NoisyClassifier2D
 
 TOY = ["toy_cfg", "toy_classifier"]
@@ -47,7 +47,7 @@ def test_manifest_lists_hash_size_and_command_of_every_file() -> None:
         path = pretrained.WEIGHTS_DIR / f"{name}.pt"
         assert entry["sha256"] == pretrained.sha256(path)
         assert entry["bytes"] == path.stat().st_size
-        assert entry["command"].startswith("python -m course_lib.train toy")
+        assert entry["command"].startswith("python -m course_lib.recipes toy")
 
 
 def test_load_gives_eval_models_schedule_and_meta(cfg, clf) -> None:
@@ -91,7 +91,7 @@ def test_corrupt_copy_names_file_and_retrain_command(weights_copy) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(pretrained.WeightsError, match="python -m course_lib.train toy") as err:
+    with pytest.raises(pretrained.WeightsError, match="python -m course_lib.recipes toy") as err:
         pretrained.load("toy_cfg", root=weights_copy)
     assert str(path) in str(err.value) and "corrupt" in str(err.value)
     assert pretrained.load("toy_classifier", root=weights_copy).num_classes == 3  # the other file still loads
@@ -100,7 +100,7 @@ def test_corrupt_copy_names_file_and_retrain_command(weights_copy) -> None:
 def test_missing_file_names_file_and_retrain_command(weights_copy) -> None:
     (weights_copy / "toy_classifier.pt").unlink()
     assert pretrained.available(root=weights_copy) == ["toy_cfg"]
-    with pytest.raises(pretrained.MissingWeightsError, match="python -m course_lib.train toy") as err:
+    with pytest.raises(pretrained.MissingWeightsError, match="python -m course_lib.recipes toy") as err:
         pretrained.load("toy_classifier", root=weights_copy)
     assert "toy_classifier.pt" in str(err.value)
     assert isinstance(err.value, FileNotFoundError)
@@ -111,7 +111,7 @@ def test_save_round_trips_and_updates_manifest_atomically(tmp_path) -> None:
     model = NoisyClassifier2D(3, T=100, width=8, depth=1)
     meta = {"arch": {"num_classes": 3, "T": 100, "width": 8, "depth": 1},
             "schedule": {"kind": "cosine", "T": 100}, "seed": 0, "mixture": toy.unequal_weights()}
-    path = pretrained.save("toy_classifier", model, meta, command="python -m course_lib.train toy --seed 0",
+    path = pretrained.save("toy_classifier", model, meta, command="python -m course_lib.recipes toy --seed 0",
                            root=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "toy_classifier.pt"]  # no temp files
     umask = os.umask(0)
@@ -119,7 +119,7 @@ def test_save_round_trips_and_updates_manifest_atomically(tmp_path) -> None:
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     assert pretrained.read_manifest(tmp_path)["toy_classifier.pt"]["sha256"] == pretrained.sha256(path)
     loaded = pretrained.load("toy_classifier", root=tmp_path)
-    assert loaded.meta["command"] == "python -m course_lib.train toy --seed 0"
+    assert loaded.meta["command"] == "python -m course_lib.recipes toy --seed 0"
     assert torch.allclose(loaded.schedule.alpha_bars, diffusion.make_schedule("cosine", 100).alpha_bars)
     assert torch.allclose(loaded.meta["mixture"].weights, toy.unequal_weights().weights)
     x, t = torch.randn(5, 2), torch.randint(0, 100, (5,))
@@ -148,7 +148,7 @@ def _sw_and_floor(learned_fn, exact_fn, schedule, seed):
                                           generator=torch.Generator().manual_seed(s))
     exact_a, exact_b = draw(exact_fn, seed + 1), draw(exact_fn, seed + 2)
     learned = draw(learned_fn, seed)
-    return metrics.sliced_wasserstein(learned, exact_a), metrics.sliced_wasserstein(exact_a, exact_b)
+    return sample_metrics.sliced_wasserstein(learned, exact_a), sample_metrics.sliced_wasserstein(exact_a, exact_b)
 
 
 @pytest.mark.parametrize("w", [0.0, 3.0])

@@ -45,14 +45,14 @@ def test_device_is_checked_before_any_training():
 def test_train_all_writes_three_loadable_files(tmp_path):
     recipe = recipes.DigitsRecipe(steps=2, batch_size=8, classifier_steps=2, judge_steps=2, base_channels=8, emb_dim=8)
     lines = []
-    paths = recipes.train_all(recipe, root=tmp_path, command="python -m course_lib.train mnist --out X",
+    paths = recipes.train_all(recipe, root=tmp_path, command="python -m course_lib.recipes mnist --out X",
                              progress=False, say=lines.append, eval_per_class=1, eval_steps=2)
     assert [p.name for p in paths] == ["mnist_judge.pt", "mnist_cfg.pt", "mnist_classifier.pt"] and len(lines) == 3
     manifest = pretrained.read_manifest(tmp_path)
     for name in ("mnist_judge", "mnist_cfg", "mnist_classifier"):
         loaded = pretrained.load(name, root=tmp_path)
         assert loaded.num_classes == 10 and loaded.schedule.T == 1000
-        assert loaded.meta["command"] == manifest[f"{name}.pt"]["command"] == "python -m course_lib.train mnist --out X"
+        assert loaded.meta["command"] == manifest[f"{name}.pt"]["command"] == "python -m course_lib.recipes mnist --out X"
     assert set(pretrained.load("mnist_cfg", root=tmp_path).meta["judged_accuracy"]["by_w"]) == {"0", "1", "3"}
 
 
@@ -73,7 +73,7 @@ def test_load_or_train_from_scratch_follows_the_recipe(monkeypatch):
     p = recipes.load_or_train("toy_cfg", from_scratch=True, progress=False, threads=2)
     assert torch.get_num_threads() == threads
     assert p.path is None and len(p.history.losses) == 5 and p.meta["threads"] == 2
-    assert p.meta["config"]["width"] == 16 and p.meta["command"] == "python -m course_lib.train toy"
+    assert p.meta["config"]["width"] == 16 and p.meta["command"] == "python -m course_lib.recipes toy"
     assert torch.equal(p.meta["mixture"].means, pretrained.load("toy_cfg").meta["mixture"].means)
     assert p.schedule.T == 1000 and p.num_classes == 3 and not p.model.training
     same = recipes.load_or_train("toy_cfg", from_scratch=True, progress=False)  # the current thread count

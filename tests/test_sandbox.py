@@ -74,7 +74,7 @@ def harness_attacks(world):
         "plant_sitecustomize": f"    open({str(SITE / 'sitecustomize.py')!r}, 'w').write('import builtins')",
         "plant_pth": f"    open({str(SITE / 'zz_evil.pth')!r}, 'w').write('import os')",
         "plant_in_course_lib": f"    open({str(CHECKOUT / 'course_lib' / 'usercustomize.py')!r}, 'w').write('x')",
-        "replace_the_harness": f"    open({str(CHECKOUT / 'course_lib' / 'coursework' / 'harness.py')!r}, 'a').write('#')",
+        "replace_the_harness": f"    open({str(CHECKOUT / 'course_lib' / 'coursework' / 'run_exercise.py')!r}, 'a').write('#')",
         "network": f"    socket.create_connection(('127.0.0.1', {world['port']}), timeout=2)",
         "find_a_concurrent_job": "    time.sleep(3)\n"
                                  "    mine = os.path.basename(os.getcwd())\n"
@@ -164,7 +164,7 @@ def kernel_rows(world):
     probe = KERNEL_PROBE.format(grader=os.getpid(), other=str(world["other"] / "secret.txt"),
                                 instructor=str(CHECKOUT / "instructor" / "exercises" / "core.py"),
                                 site=str(SITE / "sitecustomize.py"), port=world["port"],
-                                harness=str(CHECKOUT / "course_lib" / "coursework" / "harness.py"))
+                                harness=str(CHECKOUT / "course_lib" / "coursework" / "run_exercise.py"))
     with ThreadPoolExecutor(2) as pool:
         prober = pool.submit(_notebook, world, "prober", probe)
         linker = pool.submit(_notebook, world, "linker", LINKER.format(host_secret=host_secret))

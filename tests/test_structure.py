@@ -12,7 +12,7 @@ PACKAGE = "course_lib"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_LINES = 450
 # command lines and the benchmark sit on top: nothing inside the package may import them
-TOP = {"course_lib.bench", "course_lib.train", "course_lib.coursework.__main__"}
+TOP = {"course_lib.bench", "course_lib.recipes.__main__", "course_lib.coursework.__main__"}
 
 
 def _module_name(path: Path) -> str:

@@ -5,7 +5,7 @@ classifier guidance with the exact posterior at gamma = 1 + w."""
 import pytest
 import torch
 
-from course_lib import conditional, diffusion, evaluate, sweeps, tables, toy
+from course_lib import conditional, diffusion, sample_metrics, sweeps, tables, toy
 
 S = diffusion.make_schedule("linear", 1000)
 
@@ -18,9 +18,9 @@ def test_sweep_rows_hold_both_conventions(tiny):
                                                                   ("classifier", 0.0, 1.0)]
     x_T, labels = conditional.grid_noise(2, 0), conditional.grid_labels(2)
     images = conditional.cfg_grid(model, 2.0, x_T, 2, schedule=S)
-    assert rows[1]["accuracy"] == evaluate.judged_accuracy(judge, images, labels)
-    assert rows[1]["diversity"] == pytest.approx(evaluate.within_class_diversity(images, labels))
-    assert rows[1]["frechet"] == pytest.approx(evaluate.feature_frechet(judge, images, reference))
+    assert rows[1]["accuracy"] == sample_metrics.judged_accuracy(judge, images, labels)
+    assert rows[1]["diversity"] == pytest.approx(sample_metrics.within_class_diversity(images, labels))
+    assert rows[1]["frechet"] == pytest.approx(sample_metrics.frechet_distance(sample_metrics.judge_features(judge, images), sample_metrics.judge_features(judge, reference)))
     assert "accuracy" in tables.format_rows(rows)
     with pytest.raises(ValueError, match="classifier must be given"):
         sweeps.sweep(model, judge, reference, ws=(), gammas=(1.0,))

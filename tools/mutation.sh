@@ -26,7 +26,7 @@ if [ "$#" -gt 0 ]; then
     names=("$@")
 else
     names=("course_lib.diffusion.*" "course_lib.toy.*" "course_lib.langevin.*" "course_lib.flow.*"
-           "course_lib.metrics.*")
+           "course_lib.sample_metrics.*")
     for fn in $guidance_fns; do names+=("course_lib.guidance.x_${fn}__mutmut_*"); done
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1

@@ -6,8 +6,8 @@ the instant checks' stored answers from the instructor material (:mod:`.versions
 ``grade SUBMISSIONS... [--csv FILE] [--resume] [--jobs N] [--timeout S] [--instructor DIR]
 [--no-sandbox]`` grades a class (:mod:`.batch`, rows written as they finish by :mod:`.gradebook`):
 each submission is run for a feedback copy in a bubblewrap sandbox (:mod:`.sandbox`,
-:mod:`.runner`), then each graded function is run by itself, in a sandboxed harness of its own,
-on hidden cases (:mod:`.harness`) and compared with the references of the instructor material
+:mod:`.run_notebook`), then each graded function is run by itself, in a sandboxed harness of its own,
+on hidden cases (:mod:`.run_exercise`) and compared with the references of the instructor material
 (:mod:`.material`) in the grader's own process (:mod:`.grading`).
 Needs ``nbgrader`` and ``nbclient`` (``pip install -e ".[coursework]"``); Linux and bubblewrap for the sandbox.
 """

@@ -1,13 +1,13 @@
 """Grade one submission: run it for the feedback copy, then score its functions apart.
 
 1. The submitted notebook is copied alone into a fresh temporary folder and run top to
-   bottom in its own kernel (:mod:`runner`) under the supervisor, in the OS sandbox
+   bottom in its own kernel (:mod:`run_notebook`) under the supervisor, in the OS sandbox
    (:mod:`sandbox`: bubblewrap, that folder its only writable place): minimal environment,
    ``HOME`` in the temporary folder, limits on CPU time and memory, a timeout per cell and per
    submission, every process it started killed at the end.
 2. Only then the grader draws the hidden cases of the lesson's exercises (the instructor
    material, :mod:`.material`, which no sandbox can see) from a seed taken from ``os.urandom``,
-   and for each exercise one harness process (:mod:`harness`), in its own fresh folder and
+   and for each exercise one harness process (:mod:`run_exercise`), in its own fresh folder and
    sandbox, executes the solution cell *by itself* and calls the function on them, its twins
    tripped (issue 14). The job goes in on a pipe; the answers come back on another, framed by
    a random nonce, read here with bounded size and time and loaded with
@@ -38,16 +38,16 @@ import nbformat
 import torch
 
 from .guard import MAX_TWINS, TRIPWIRE_EXIT
-from .runner import FAILED, KERNEL_DIED, OK, TIMED_OUT
+from .run_notebook import FAILED, KERNEL_DIED, OK, TIMED_OUT
 from .sandbox import TIMEOUT_EXIT, Captured, Jail, minimal_env, run
 
 RESULT_BYTES = 64 << 20
 NOTEBOOK_BYTES = 64 << 20
 NONCE_BYTES = 16
-MAGIC = b"COURSE-LIB-ANSWER\n"  # harness.MAGIC (the harness is a script: it is not imported here)
+MAGIC = b"COURSE-LIB-ANSWER\n"  # run_exercise.MAGIC (a script: it is not imported here)
 HARNESS_START = 120.0  # seconds a harness may take to start (imports) before its exercise's timeout runs
 NOT_SANDBOXED = "not sandboxed"
-RUNNER, HARNESS = Path(__file__).with_name("runner.py"), Path(__file__).with_name("harness.py")
+RUNNER, HARNESS = Path(__file__).with_name("run_notebook.py"), Path(__file__).with_name("run_exercise.py")
 
 
 @dataclass(frozen=True)

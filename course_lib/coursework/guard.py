@@ -1,4 +1,4 @@
-"""The guard of a graded solution's process (no library shortcut, issue 14; see :mod:`harness`).
+"""The guard of a graded solution's process (no library shortcut, issue 14; see :mod:`run_exercise`).
 
 Loaded by path by the harness script (so that it imports neither ``course_lib.coursework`` nor
 nbformat). :func:`preload` imports every ``course_lib`` submodule but ``course_lib.coursework``;

@@ -89,9 +89,9 @@ EXERCISES = [
              public_cases=_shrink_public,
              tolerance=1e-6,
              hint="section 1: which Gaussian does the shrunk class follow (mean and covariance)? Then FID's distance "
-                  "between two Gaussians (the docstring of metrics.frechet_gaussians states it): what is the square "
+                  "between two Gaussians (the docstring of sample_metrics.frechet_gaussians states it): what is the square "
                   "root of the cross term when one covariance is a multiple of the other?",
-             twins=("course_lib.metrics.frechet_gaussians", "course_lib.metrics.frechet_distance")),
+             twins=("course_lib.sample_metrics.frechet_gaussians", "course_lib.sample_metrics.frechet_distance")),
     Exercise(name="ddim_shrink",
              lesson=LESSON,
              points=2,

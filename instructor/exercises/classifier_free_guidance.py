@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from course_lib import diffusion, guidance, metrics, tilted, toy
+from course_lib import diffusion, guidance, sample_metrics, tilted, toy
 from course_lib.exercises.classifier_free_guidance import _COSINE, _LINEAR, _noised_points, _score_1d_case, _x0_case
 from course_lib.exercises.core import seed_from, tiny_cfg_model
 
@@ -132,7 +132,7 @@ def interpolation_gap(mixture: toy.GaussianMixture2D, y: int, w: float, schedule
     a, b = (target.sample(n, generator=torch.Generator().manual_seed(seed + i)) for i in (0, 1))
     fn = guidance.cfg(mixture.eps_fn(schedule, y), mixture.eps_fn(schedule), w)
     cfg = diffusion.sample(fn, (n, 2), schedule, generator=torch.Generator().manual_seed(seed + 2))
-    return metrics.sliced_wasserstein(cfg, a), metrics.sliced_wasserstein(a, b)
+    return sample_metrics.sliced_wasserstein(cfg, a), sample_metrics.sliced_wasserstein(a, b)
 
 
 def sampler_baseline_diversity(mixture: toy.GaussianMixture2D, y: int, schedule: diffusion.Schedule,
@@ -147,9 +147,9 @@ def sampler_baseline_diversity(mixture: toy.GaussianMixture2D, y: int, schedule:
     for k in steps:
         kwargs = dict(steps=None, generator=torch.Generator().manual_seed(seed + 1)) if k is None \
             else dict(steps=k, eta=0.0)
-        out["DDPM" if k is None else f"DDIM {k}"] = metrics.mean_pairwise_distance(
+        out["DDPM" if k is None else f"DDIM {k}"] = sample_metrics.mean_pairwise_distance(
             diffusion.sample(fn, (n, 2), schedule, x_T=x_T, **kwargs))
-    out["exact"] = metrics.mean_pairwise_distance(
+    out["exact"] = sample_metrics.mean_pairwise_distance(
         mixture.sample(n, y=y, generator=torch.Generator().manual_seed(seed + 2))[0])
     return out
 

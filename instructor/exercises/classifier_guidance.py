@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import conditional, diffusion, evaluate, guidance, metrics, pretrained, toy, widgets
+from course_lib import conditional, diffusion, guidance, pretrained, sample_metrics, toy, widgets
 from course_lib.exercises.classifier_guidance import _LINEAR, _classifier_case, rotated_cov
 from .core import Grading
 
@@ -107,7 +107,7 @@ def expected_clean_guidance(classifier: torch.nn.Module, gammas: Sequence[float]
                             extent: Sequence[float] = (-4.5, 7.0, -6.5, 5.0)) -> dict[float, dict[str, float]]:
     """Exercise "Guide with the clean classifier": the shipped unconditional ``toy_cfg`` (null label) steered by
     ``classifier`` (``classifier(x, t) -> logits``, e.g. a clean-trained network read at ``t = 0``) as the lesson's
-    renderer does, scored by :func:`course_lib.evaluate.score_2d` against exact samples of class ``y`` (seed 11,
+    renderer does, scored by :func:`course_lib.sample_metrics.score_2d` against exact samples of class ``y`` (seed 11,
     as in the lesson). Returns per ``gamma`` the keys ``posterior sw diversity off_plot``."""
     mixture, schedule = toy.anisotropic(), _LINEAR
     render = widgets.classifier_guidance_render_2d(pretrained.load("toy_cfg").model, classifier, mixture, schedule, y,
@@ -115,7 +115,7 @@ def expected_clean_guidance(classifier: torch.nn.Module, gammas: Sequence[float]
     reference = mixture.sample(n, y=y, generator=torch.Generator().manual_seed(11))[0]
     out = {}
     for gamma in gammas:
-        score = evaluate.score_2d(render(gamma, seed)["learned"], mixture, y, reference, k=None, extent=extent)
+        score = sample_metrics.score_2d(render(gamma, seed)["learned"], mixture, y, reference, k=None, extent=extent)
         out[float(gamma)] = {key: score[key] for key in ("posterior", "sw", "diversity", "off_plot")}
     return out
 
@@ -140,9 +140,9 @@ def expected_set_guidance(labels: Sequence[int] = (1, 2), *, n: int = 1000, step
     baseline = diffusion.sample(subset.eps_fn(_LINEAR), (n, 2), _LINEAR, steps=steps, eta=0.0, x_T=x_T)
     target = subset.sample(n, generator=torch.Generator().manual_seed(seed + 1))[0]
     fresh = subset.sample(n, generator=torch.Generator().manual_seed(seed + 2))[0]
-    return {"guided": metrics.sliced_wasserstein(guided, target),
-            "sampler_baseline": metrics.sliced_wasserstein(baseline, target),
-            "noise_floor": metrics.sliced_wasserstein(fresh, target)}
+    return {"guided": sample_metrics.sliced_wasserstein(guided, target),
+            "sampler_baseline": sample_metrics.sliced_wasserstein(baseline, target),
+            "noise_floor": sample_metrics.sliced_wasserstein(fresh, target)}
 
 
 @torch.no_grad()

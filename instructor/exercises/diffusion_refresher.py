@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import math
 
-from course_lib import diffusion, metrics, toy
+from course_lib import diffusion, sample_metrics, toy
 from course_lib.exercises.diffusion_refresher import _COSINE, _LINEAR, _gaussian_case, _points
 from .core import Grading
 
@@ -104,7 +104,7 @@ def _oracle_rows(schedule: diffusion.Schedule, samplers: dict[str, dict], n: int
     for name, kwargs in samplers.items():
         x = diffusion.sample(mixture.eps_fn(schedule), (n, 2), schedule, x_T=x_T,
                              generator=torch.Generator().manual_seed(8), **kwargs)
-        rows[name] = (metrics.sliced_wasserstein(x, reference), metrics.mean_pairwise_distance(x))
+        rows[name] = (sample_metrics.sliced_wasserstein(x, reference), sample_metrics.mean_pairwise_distance(x))
     return rows
 
 

@@ -86,9 +86,9 @@ def _floor_hidden(gen: torch.Generator) -> list[tuple]:
 def _brief_twin(fraction: float, p_uncond: float, label: int = 1) -> dict:
     """Lesson 01, section 5: the shipped toy recipe shortened to 2,000 steps of 256, trained from the
     same initial weights and random numbers on section 5's 20,000 pairs with class ``label`` thinned
-    to ``fraction`` (``1.0``: the balanced twin); returns ``evaluate.fit_by_class`` of its samples
+    to ``fraction`` (``1.0``: the balanced twin); returns ``sample_metrics.fit_by_class`` of its samples
     (DDIM, 100 steps, eta = 0, seed 100) for every label and the null label. Cached: each twin trains once."""
-    from course_lib import conditional, data, evaluate, models, pretrained, recipes, training
+    from course_lib import conditional, data, models, pretrained, recipes, sample_metrics, training
 
     x, y = toy.anisotropic().sample(20_000, generator=torch.Generator().manual_seed(3))
     if fraction != 1.0:
@@ -101,7 +101,7 @@ def _brief_twin(fraction: float, p_uncond: float, label: int = 1) -> dict:
                              paired_dropout=config.paired_dropout, generator=torch.Generator().manual_seed(0),
                              progress=False)
     samples = conditional.sample_by_label(net, range(K + 1), 2000, schedule, steps=100, eta=0.0, seed=100)
-    fits = evaluate.fit_by_class(samples, toy.anisotropic(), seed=200)
+    fits = sample_metrics.fit_by_class(samples, toy.anisotropic(), seed=200)
     fits["examples"] = int((y == label).sum())
     return fits
 
@@ -123,7 +123,7 @@ def expected_self_consistency(ts: tuple[int, ...] = tuple(range(0, 1000, 50)), n
     """Lesson 01, exercise 2: ``{t: relative error}`` of the shipped network's null prediction against
     the posterior-weighted sum of its own conditional predictions (exact likelihoods), at ``n`` points
     of the noised mixture (seed ``60 + t``)."""
-    from course_lib import metrics, pretrained
+    from course_lib import pretrained, sample_metrics
 
     shipped, mixture = pretrained.load("toy_cfg"), toy.anisotropic()
     model, schedule, K = shipped.model, shipped.schedule, shipped.num_classes
@@ -135,7 +135,7 @@ def expected_self_consistency(ts: tuple[int, ...] = tuple(range(0, 1000, 50)), n
             per_label = torch.stack([guidance.model_eps_fn(model, k, K)(x, tt) for k in range(K)]).double()
             own_null = guidance.model_eps_fn(model, K, K)(x, tt).double()
         log_lik = torch.stack([noised.log_prob(x, y=k) for k in range(K)], dim=1)
-        out[t] = metrics.relative_error(own_null, _null_eps(per_label, log_lik, mixture.weights))
+        out[t] = sample_metrics.relative_error(own_null, _null_eps(per_label, log_lik, mixture.weights))
     return out
 
 

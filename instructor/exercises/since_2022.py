@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from course_lib import diffusion, flow, guidance, langevin, metrics, tilted, toy
+from course_lib import diffusion, flow, guidance, langevin, sample_metrics, tilted, toy
 from course_lib.exercises.since_2022 import _COSINE, _LINEAR, _spd, _vp_case
 
 from .core import Grading
@@ -114,7 +114,7 @@ def interval_sweep(mixture: toy.GaussianMixture2D, y: int, w: float, windows: li
     out = []
     for lo, hi in windows:
         fn = guidance.interval(guidance.cfg(cond, uncond, w), cond, lo, hi)
-        out.append(metrics.sliced_wasserstein(diffusion.sample(fn, (n, 2), schedule, steps=steps, eta=0.0,
+        out.append(sample_metrics.sliced_wasserstein(diffusion.sample(fn, (n, 2), schedule, steps=steps, eta=0.0,
                                                                x_T=x_T), target))
     return out
 
@@ -140,7 +140,7 @@ def autoguidance_sweep(mixture: toy.GaussianMixture2D, y: int, delta_good: float
     out = []
     for w in ws:
         x = diffusion.sample(guidance.autoguidance(good, bad, w), (n, 2), schedule, steps=steps, eta=0.0, x_T=x_T)
-        out.append((metrics.sliced_wasserstein(x, target), gap_share(x, mixture, y, target)))
+        out.append((sample_metrics.sliced_wasserstein(x, target), gap_share(x, mixture, y, target)))
     return out
 
 
@@ -153,7 +153,7 @@ def corrector_sweep(mixture: toy.GaussianMixture2D, y: int, w: float, min_ts: li
     target = tilt.sample(n, generator=torch.Generator().manual_seed(seed))
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed + 1))
     fn = guidance.cfg(mixture.eps_fn(schedule, y), mixture.eps_fn(schedule), w)
-    return [metrics.sliced_wasserstein(langevin.sample_pc(fn, (n, 2), schedule, steps=steps,
+    return [sample_metrics.sliced_wasserstein(langevin.sample_pc(fn, (n, 2), schedule, steps=steps,
                                                           corrector_steps=corrector_steps, corrector_min_t=t, eta=0.0,
                                                           x_T=x_T, generator=torch.Generator().manual_seed(seed + 2)),
                                        target) for t in min_ts]

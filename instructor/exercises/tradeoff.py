@@ -5,16 +5,16 @@ from __future__ import annotations
 import math
 from typing import Sequence
 import torch
-from course_lib import data, diffusion, evaluate, guidance, metrics, pretrained, sweeps, toy
+from course_lib import data, diffusion, guidance, pretrained, sample_metrics, sweeps, toy
 from course_lib.exercises.tradeoff import _COSINE, _LINEAR, _leak_case, leaky_mixture
 from .core import Grading
 
 
 def _shrink_reference(mean: torch.Tensor, cov: torch.Tensor, centre: torch.Tensor, c: float) -> float:
-    """:func:`metrics.frechet_gaussians` between ``N(mean, cov)`` and the law of ``c x + (1 - c) centre``,
+    """:func:`sample_metrics.frechet_gaussians` between ``N(mean, cov)`` and the law of ``c x + (1 - c) centre``,
     ``N(c mean + (1 - c) centre, c^2 cov)``; in closed form ``(1 - c)^2 (|centre - mean|^2 + tr cov)``."""
     mean, cov, centre = mean.double(), cov.double(), centre.double()
-    return metrics.frechet_gaussians(mean, cov, c * mean + (1 - c) * centre, c**2 * cov)
+    return sample_metrics.frechet_gaussians(mean, cov, c * mean + (1 - c) * centre, c**2 * cov)
 
 
 def _shrink_hidden(gen: torch.Generator) -> list[tuple]:
@@ -98,7 +98,7 @@ def expected_mnist_optima(seeds: Sequence[int] = (0, 1, 2), *, ws: Sequence[floa
     ``mnist_cfg`` at every ``w``, per noise ``seed`` of :func:`sweeps.sweep` (``m`` digits per class,
     ``steps`` DDIM steps), against the training digits."""
     cfg, judge = pretrained.load("mnist_cfg"), pretrained.load("mnist_judge").model
-    reference = evaluate.judge_features(judge, data.load_mnist("train")[0])
+    reference = sample_metrics.judge_features(judge, data.load_mnist("train")[0])
     return {seed: {r["w"]: r["frechet"] for r in sweeps.sweep(cfg.model, judge, reference, ws=ws, m=m, steps=steps,
                                                               seed=seed, schedule=cfg.schedule)}
             for seed in seeds}
@@ -108,7 +108,7 @@ GRADING = [
     Grading(name="frechet_of_shrinkage", reference=_shrink_reference, hidden_cases=_shrink_hidden,
             understanding="the law of an affine map of a Gaussian, and FID's cross term when one covariance is c^2 "
                           "times the other: (1 - c)^2 (|centre - mean|^2 + tr cov), what a collapse towards a point costs",
-            shortcut="no cell shows the distance's formula or its closed form here; metrics.frechet_gaussians and "
+            shortcut="no cell shows the distance's formula or its closed form here; sample_metrics.frechet_gaussians and "
                      "frechet_distance are twins, and the hidden cases (c = 0, 1, > 1, five dimensions) catch "
                      "(1 - c^2) for (1 - c)^2 or a forgotten trace term"),
     Grading(name="ddim_shrink", reference=_ddim_reference, hidden_cases=_ddim_hidden,

@@ -1,6 +1,6 @@
 """Run one submitted notebook top to bottom in a fresh kernel, for the feedback copy.
 
-``python -I runner.py NOTEBOOK OUT.ipynb --cell-timeout S`` (run by path, under the
+``python -I run_notebook.py NOTEBOOK OUT.ipynb --cell-timeout S`` (run by path, under the
 supervisor and in the bubblewrap sandbox of :mod:`sandbox`, as uid 65534, in the submission's own
 temporary folder: the kernel's Jupyter runtime, IPython, matplotlib and cache folders all lie in
 ``HOME``, that folder, the only one it can write; see ``sandbox.minimal_env``). Errors do not stop
@@ -34,7 +34,7 @@ def _write(nb, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="runner.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="run_notebook.py", description=__doc__.split("\n")[0])
     parser.add_argument("notebook")
     parser.add_argument("out")
     parser.add_argument("--cell-timeout", type=int, required=True)

@@ -1,6 +1,6 @@
 """Call one graded function of a submission on the hidden cases, its solution cell by itself.
 
-``python -I harness.py`` (run by path, one process per exercise, under the supervisor and in the
+``python -I run_exercise.py`` (run by path, one process per exercise, under the supervisor and in the
 sandbox of :mod:`sandbox`) reads its job from standard input (a ``torch.save`` of ``{"name",
 "source", "call", "cases", "twins", "nonce"}``) and writes on standard output the nonce when the
 student's code starts, then ``MAGIC nonce length payload nonce``, ``payload`` a ``torch.save`` of

@@ -1,17 +1,23 @@
-"""How good are samples? On 2-D mixtures against the exact law; on MNIST by an independent judge.
+"""How good are samples: distances between sample sets, and scores against the truth.
+
+Generic (2-D points and digit features alike): the sliced-Wasserstein distance, the Frechet
+distance :func:`frechet_distance` (Heusel et al. 2017; :func:`frechet_gaussians` is its closed
+form between two Gaussians), k-NN precision and recall (Kynkaanniemi et al. 2019), the mean
+pairwise distance (diversity) and the relative error of an estimate.
 
 2-D: :func:`score_2d` is the one scorer of samples meant to follow ``p(x | y)``:
 the mean exact posterior ``p(y | x)`` (a perfect classifier as the judge), the
-sliced-Wasserstein distance to exact samples, the diversity, k-NN precision and
-recall (Kynkaanniemi et al. 2019) and, given a plot extent, how many samples fell
-off it. :func:`fit_by_class` applies it label by label, beside the noise floor of
-two exact sample sets; :func:`toy_cfg_report` compares learned CFG with exact CFG.
+sliced-Wasserstein distance to exact samples, the diversity, precision and recall and, given a
+plot extent, how many samples fell off it. :func:`fit_by_class` applies it label by label,
+beside the noise floor of two exact sample sets; :func:`toy_cfg_report` compares learned CFG
+with exact CFG.
 
 MNIST: nothing is exact, so a clean classifier that never steers sampling (the
 ``mnist_judge``) grades it: :func:`judge_verdicts`, :func:`judged_accuracy`,
-:func:`confusion_matrix`, :func:`per_class_accuracy`, a Frechet distance on its
-features (Heusel et al. 2017, :func:`feature_frechet`) and
-:func:`within_class_diversity`.
+:func:`confusion_matrix`, :func:`per_class_accuracy`, :func:`within_class_diversity`, and the
+Frechet distance on its features: ``frechet_distance(judge_features(judge, a),
+judge_features(judge, b))``. How good a *classifier* is, against ``t``, is
+:mod:`course_lib.classifier_metrics`.
 """
 
 from __future__ import annotations
@@ -22,10 +28,138 @@ from typing import Sequence
 
 import torch
 
-from . import diffusion, guidance, metrics
+from . import diffusion, guidance
 from .conditional import cfg_grid, grid_labels, grid_noise
 from .data import check_digits
 from .toy import GaussianMixture2D
+
+# --------------------------------------------------------------------------- between sample sets
+
+
+def _check_samples(a: torch.Tensor, b: torch.Tensor) -> None:
+    for name, s in (("a", a), ("b", b)):
+        if not isinstance(s, torch.Tensor) or s.ndim != 2 or s.shape[0] < 2:
+            raise ValueError(f"{name} must be a tensor [n, d] with n >= 2")
+        if not torch.isfinite(s).all():
+            raise ValueError(f"{name} must be finite")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must share their dimension, got {a.shape[1]} and {b.shape[1]}")
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_projections: int = 256, seed: int = 0) -> float:
+    """Sliced 2-Wasserstein distance between samples ``a [n, d]`` and ``b [m, d]``:
+    ``sqrt(mean over random unit directions u of W_2^2(u.a, u.b))``, each 1-D
+    ``W_2`` computed from matched quantiles (Rabin et al. 2011). Directions come
+    from ``seed``, so repeated calls compare like with like.
+
+    Args:
+        a: ``[n, d]`` samples, n >= 2.
+        b: ``[m, d]`` samples, m >= 2.
+        num_projections: how many random directions.
+        seed: picks the directions.
+    """
+    _check_samples(a, b)
+    g = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(a.shape[1], num_projections, generator=g, dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    pa, pb = a.double().cpu() @ dirs, b.double().cpu() @ dirs
+    levels = (torch.arange(max(a.shape[0], b.shape[0]), dtype=torch.float64) + 0.5) / max(a.shape[0], b.shape[0])
+    qa = torch.quantile(pa, levels, dim=0) if pa.shape[0] != levels.numel() else pa.sort(dim=0).values
+    qb = torch.quantile(pb, levels, dim=0) if pb.shape[0] != levels.numel() else pb.sort(dim=0).values
+    return float(((qa - qb) ** 2).mean().sqrt())
+
+
+def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix by eigendecomposition."""
+    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def frechet_gaussians(mu_a: torch.Tensor, cov_a: torch.Tensor, mu_b: torch.Tensor, cov_b: torch.Tensor) -> float:
+    """Squared Frechet (2-Wasserstein) distance between ``N(mu_a, S_a)`` and ``N(mu_b, S_b)``:
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)`` (Dowson & Landau 1982).
+
+    Args:
+        mu_a, mu_b: ``[d]`` means.
+        cov_a, cov_b: ``[d, d]`` covariances.
+    """
+    mu_a, mu_b = torch.as_tensor(mu_a).double().cpu().reshape(-1), torch.as_tensor(mu_b).double().cpu().reshape(-1)
+    cov_a, cov_b = torch.as_tensor(cov_a).double().cpu(), torch.as_tensor(cov_b).double().cpu()
+    d = mu_a.shape[0]
+    if mu_b.shape != (d,) or cov_a.shape != (d, d) or cov_b.shape != (d, d):
+        raise ValueError(f"mu_a, mu_b must be [d] and cov_a, cov_b [d, d] for one d, got {tuple(mu_a.shape)}, "
+                         f"{tuple(mu_b.shape)}, {tuple(cov_a.shape)}, {tuple(cov_b.shape)}")
+    root_a = _sqrtm_psd(cov_a)
+    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + torch.trace(cov_a + cov_b - 2 * cross))
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to features ``a [n, d]`` and ``b [m, d]``:
+    :func:`frechet_gaussians` of their means and covariances (Heusel et al. 2017, FID).
+
+    Args:
+        a: ``[n, d]`` features.
+        b: ``[m, d]`` features.
+    """
+    _check_samples(a, b)
+    a, b = a.double().cpu(), b.double().cpu()
+    return frechet_gaussians(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
+                             b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Diversity of a sample set ``x [n, ...]``: the mean Euclidean distance between distinct pairs
+    (``torch.pdist`` over the flattened samples).
+
+    Args:
+        x: ``[n, ...]``, n >= 2.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError("x must be a tensor [n, ...] with n >= 2")
+    return float(torch.pdist(x.reshape(x.shape[0], -1).double()).mean())
+
+
+def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """``E||a - b||^2 / E||b||^2`` over the rows of ``estimate`` (a) and ``reference`` (b),
+    ``[n, ...]`` each, in float64: 0 is perfect, 1 is as far off as predicting zero.
+
+    Args:
+        estimate: ``[n, ...]``.
+        reference: ``[n, ...]``, the shape of ``estimate``.
+    """
+    for name, v in (("estimate", estimate), ("reference", reference)):
+        if not isinstance(v, torch.Tensor) or v.ndim < 1 or v.shape[0] < 1:
+            raise ValueError(f"{name} must be a tensor [n, ...] with n >= 1")
+    if estimate.shape != reference.shape:
+        raise ValueError(f"estimate and reference must share their shape, got {tuple(estimate.shape)} "
+                         f"and {tuple(reference.shape)}")
+    a, b = estimate.reshape(estimate.shape[0], -1).double(), reference.reshape(reference.shape[0], -1).double()
+    return float(((a - b) ** 2).sum(1).mean() / (b**2).sum(1).mean().clamp_min(1e-300))
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tuple[float, float]:
+    """k-nearest-neighbour precision and recall (Kynkaanniemi et al. 2019): precision
+    is the share of ``fake`` inside the union of balls around ``real`` points, each
+    of radius its k-th neighbour distance; recall swaps the roles.
+
+    Args:
+        real: ``[n, d]``.
+        fake: ``[m, d]``.
+        k: the neighbour, an int in ``1..min(n, m) - 1``.
+        Returns ``(precision, recall)``, two floats in ``[0, 1]``.
+    """
+    _check_samples(real, fake)
+    if not isinstance(k, int) or not 1 <= k < min(real.shape[0], fake.shape[0]):
+        raise ValueError(f"k must be an integer in 1..{min(real.shape[0], fake.shape[0]) - 1}, got {k!r}")
+    real, fake = real.double().reshape(real.shape[0], -1), fake.double().reshape(fake.shape[0], -1)
+
+    def coverage(support: torch.Tensor, query: torch.Tensor) -> float:
+        radii = torch.cdist(support, support).kthvalue(k + 1, dim=1).values  # +1 skips the point itself
+        return float((torch.cdist(query, support) <= radii[None]).any(dim=1).double().mean())
+
+    return coverage(real, fake), coverage(fake, real)
+
 
 # --------------------------------------------------------------------------- 2-D, against the exact law
 
@@ -43,7 +177,7 @@ def score_2d(samples: torch.Tensor, mixture: GaussianMixture2D, y: int | None, r
     - ``posterior``: the mean exact ``p(y | x)`` of the samples (1: unmistakably class ``y``);
     - ``agreement``: the share whose exact Bayes label is ``y`` (both NaN for ``y=None``);
     - ``sw``: sliced-Wasserstein distance to ``reference``;
-    - ``diversity``: mean pairwise distance (:func:`course_lib.metrics.mean_pairwise_distance`);
+    - ``diversity``: mean pairwise distance (:func:`course_lib.mean_pairwise_distance`);
     - ``precision``, ``recall``: k-NN precision and recall against ``reference`` (only when ``k``
       is given);
     - ``off_plot``: how many samples lie outside ``extent = (xmin, xmax, ymin, ymax)`` (only when given).
@@ -59,10 +193,10 @@ def score_2d(samples: torch.Tensor, mixture: GaussianMixture2D, y: int | None, r
     if y is not None:
         out = {"posterior": float(mixture.posterior(kept.double())[:, y].mean()),
                "agreement": _agreement(kept, mixture, y)}
-    out["sw"] = metrics.sliced_wasserstein(kept, reference)
-    out["diversity"] = metrics.mean_pairwise_distance(kept)
+    out["sw"] = sliced_wasserstein(kept, reference)
+    out["diversity"] = mean_pairwise_distance(kept)
     if k is not None:
-        out["precision"], out["recall"] = metrics.precision_recall(reference, kept, k=k)
+        out["precision"], out["recall"] = precision_recall(reference, kept, k=k)
     if extent is not None:
         e = [float(v) for v in extent]
         if len(e) != 4 or not all(math.isfinite(v) for v in e) or e[0] >= e[1] or e[2] >= e[3]:
@@ -105,7 +239,7 @@ def fit_by_class(samples: dict[int, torch.Tensor], mixture: GaussianMixture2D, *
         other = mixture.sample(n, y=cond, generator=torch.Generator().manual_seed(seed + 2 * y + 1))[0]
         score = score_2d(x, mixture, cond, ref, k=None)
         exact_agreement = float("nan") if cond is None else _agreement(ref, mixture, cond)
-        fits[y] = ClassFit(y, n, score["sw"], metrics.sliced_wasserstein(other, ref), score["agreement"],
+        fits[y] = ClassFit(y, n, score["sw"], sliced_wasserstein(other, ref), score["agreement"],
                            exact_agreement)
     return fits
 
@@ -130,8 +264,8 @@ def toy_cfg_report(model: torch.nn.Module, mixture: GaussianMixture2D, schedule:
                 exact = guidance.cfg(mixture.eps_fn(schedule, k), mixture.eps_fn(schedule), w)
                 ref_a, ref_b = (draw(exact, g) for g in gens[1:])
             rows.append({"class": k, "w": w, "steps": steps, "n": n,
-                         "sw": round(metrics.sliced_wasserstein(learned, ref_a), 4),
-                         "floor": round(metrics.sliced_wasserstein(ref_a, ref_b), 4)})
+                         "sw": round(sliced_wasserstein(learned, ref_a), 4),
+                         "floor": round(sliced_wasserstein(ref_a, ref_b), 4)})
     return rows
 
 
@@ -162,7 +296,7 @@ def judge_features(judge: torch.nn.Module, images: torch.Tensor, batch_size: int
 
 def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Counts ``[K + 1, K]`` (long): entry ``[k, j]`` is how many samples asked for label ``k``
-    the judge called ``j`` (``sklearn.metrics.confusion_matrix``). Row ``K`` holds the samples
+    the judge called ``j`` (``sklearn.confusion_matrix``). Row ``K`` holds the samples
     drawn with the null label, so its counts, divided by their sum, are the class shares of
     the unconditional samples."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
@@ -192,23 +326,15 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
 
 def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over digits of the mean pairwise pixel distance between samples of that digit
-    (:func:`course_lib.metrics.mean_pairwise_distance`); every digit needs two samples."""
+    (:func:`course_lib.mean_pairwise_distance`); every digit needs two samples."""
     check_digits(images, labels, name="images")
     per_class = []
     for k in labels.unique().tolist():
         members = images[labels == k]
         if members.shape[0] < 2:
             raise ValueError(f"labels must give every digit at least 2 samples; digit {k} has 1")
-        per_class.append(metrics.mean_pairwise_distance(members))
+        per_class.append(mean_pairwise_distance(members))
     return sum(per_class) / len(per_class)
-
-
-def feature_frechet(judge: torch.nn.Module, images: torch.Tensor, reference: torch.Tensor) -> float:
-    """Frechet distance in the judge's feature space between ``images`` and ``reference``:
-    a ``[N, 1, 28, 28]`` set of real digits, or their precomputed features ``[M, feature_dim]``
-    (:func:`judge_features`; pass those to score many sample sets against one reference)."""
-    ref = reference if reference.ndim == 2 else judge_features(judge, reference)
-    return metrics.frechet_distance(judge_features(judge, images), ref)
 
 
 def judge_cfg_model(model: torch.nn.Module, judge: torch.nn.Module, schedule: diffusion.Schedule | None = None, *,

@@ -1,15 +1,15 @@
-"""The command that makes the shipped weights: ``python -m course_lib.train RECIPE``.
+"""The command that makes the shipped weights: ``python -m course_lib.recipes RECIPE``.
 
 Each recipe (the settings are in :mod:`course_lib.recipes`) trains, prints how close the
 result is to what it should be, and writes the weights and ``manifest.json`` atomically
 with :func:`course_lib.pretrained.save`, recording this exact command line::
 
-    python -m course_lib.train toy              # toy_cfg and toy_classifier
-    python -m course_lib.train mnist            # mnist_judge, mnist_cfg, mnist_classifier
-    python -m course_lib.train mnist-weak       # mnist_cfg_weak, autoguidance's weak guide
-    python -m course_lib.train mnist-distilled  # mnist_cfg_distilled, mnist_cfg with w as an input
-    python -m course_lib.train toy --seed 1 --out /tmp/w   # another seed, another folder
-    python -m course_lib.train --help
+    python -m course_lib.recipes toy              # toy_cfg and toy_classifier
+    python -m course_lib.recipes mnist            # mnist_judge, mnist_cfg, mnist_classifier
+    python -m course_lib.recipes mnist-weak       # mnist_cfg_weak, autoguidance's weak guide
+    python -m course_lib.recipes mnist-distilled  # mnist_cfg_distilled, mnist_cfg with w as an input
+    python -m course_lib.recipes toy --seed 1 --out /tmp/w   # another seed, another folder
+    python -m course_lib.recipes --help
 
 A new recipe is one function registered with ``@recipe("name", help=...)``; it gets
 ``--seed``, ``--out``, ``--threads`` and ``--quiet`` for free. Nothing imports this module.
@@ -26,9 +26,9 @@ from typing import Callable
 
 import torch
 
-from . import classifier_metrics, distillation, evaluate, pretrained, recipes
-from .device import pick_device
-from .diffusion import make_schedule
+from .. import classifier_metrics, distillation, pretrained, recipes, sample_metrics
+from ..device import pick_device
+from ..diffusion import make_schedule
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ RECIPES: dict[str, Recipe] = {}
 
 
 def recipe(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None):
-    """Register ``fn(args, command) -> list[Path]`` as ``python -m course_lib.train NAME``."""
+    """Register ``fn(args, command) -> list[Path]`` as ``python -m course_lib.recipes NAME``."""
 
     def register(fn: Callable[[argparse.Namespace, str], list[Path]]):
         RECIPES[name] = Recipe(name, help, fn, add_arguments)
@@ -69,7 +69,7 @@ def _toy(args: argparse.Namespace, command: str) -> list[Path]:
         say(f"{name}: {meta['seconds']:.1f} s ({meta['cpu_seconds']:.1f} s CPU) on {meta['threads']} thread(s), "
             f"{sum(p.numel() for p in model.parameters())} parameters")
         if name == "toy_cfg":
-            meta["quality"] = evaluate.toy_cfg_report(model, mixture, schedule, seed=args.seed)
+            meta["quality"] = sample_metrics.toy_cfg_report(model, mixture, schedule, seed=args.seed)
             for row in meta["quality"]:
                 say(f"  class {row['class']} w={row['w']:g}: SW {row['sw']:.3f}  (floor {row['floor']:.3f})")
         else:
@@ -131,9 +131,9 @@ def _mnist_distilled(args: argparse.Namespace, command: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m course_lib.train RECIPE [--seed S] [--out DIR] [--threads N] [--quiet]``."""
+    """``python -m course_lib.recipes RECIPE [--seed S] [--out DIR] [--threads N] [--quiet]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m course_lib.train",
+    parser = argparse.ArgumentParser(prog="python -m course_lib.recipes",
                                      description="Train and save the shipped pretrained weights.")
     sub = parser.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
     for r in RECIPES.values():
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(f"--device: {err} (--device auto picks what there is)")
     torch.set_num_threads(args.threads)
-    command = " ".join(["python -m course_lib.train", *map(shlex.quote, argv)])
+    command = " ".join(["python -m course_lib.recipes", *map(shlex.quote, argv)])
     RECIPES[args.recipe].run(args, command)
     return 0
 

@@ -1,23 +1,23 @@
 """The training recipes: the settings and seeds that make every shipped network, and
 :func:`load_or_train`, the one call a lesson makes to get a network (shipped or retrained).
 
-2-D (``python -m course_lib.train toy``): ``toy_cfg``, a :class:`~course_lib.models.ConditionalMLP`
+2-D (``python -m course_lib.recipes toy``): ``toy_cfg``, a :class:`~course_lib.models.ConditionalMLP`
 trained with label dropout on ``toy.anisotropic()``, and ``toy_classifier``, a noise-aware
 :class:`~course_lib.models.NoisyClassifier2D`, both with ``make_schedule("linear", 1000)``
 (:class:`ToyCFGConfig`, :class:`ToyClassifierConfig`).
 
-MNIST (``python -m course_lib.train mnist``), all from :class:`DigitsRecipe`:
+MNIST (``python -m course_lib.recipes mnist``), all from :class:`DigitsRecipe`:
 
 - ``mnist_cfg``: a :class:`~course_lib.unet.ConditionalUNet` trained with label dropout, so one
   network gives ``eps(x_t, y)`` and ``eps(x_t, null)`` for CFG (Ho & Salimans 2021, Algorithm 1);
 - ``mnist_classifier``: a :class:`~course_lib.unet.NoisyImageClassifier` ``p_phi(y | x_t, t)``
   for classifier guidance (Dhariwal & Nichol 2021);
 - ``mnist_judge``: an :class:`~course_lib.unet.ImageClassifier` trained on clean digits only. It
-  never steers sampling; it grades it (:mod:`course_lib.evaluate`);
-- ``mnist_cfg_weak`` (``python -m course_lib.train mnist-weak``): a smaller, briefly trained
+  never steers sampling; it grades it (:mod:`course_lib.sample_metrics`);
+- ``mnist_cfg_weak`` (``python -m course_lib.recipes mnist-weak``): a smaller, briefly trained
   copy of ``mnist_cfg`` (:meth:`DigitsRecipe.weak`), the "bad model" that autoguidance
   extrapolates away from (Karras et al. 2024);
-- ``mnist_cfg_distilled`` (``python -m course_lib.train mnist-distilled``): ``mnist_cfg`` under CFG
+- ``mnist_cfg_distilled`` (``python -m course_lib.recipes mnist-distilled``): ``mnist_cfg`` under CFG
   distilled into one network that takes ``w`` as an input (Meng et al. 2023,
   :class:`~course_lib.distillation.DistillRecipe`).
 """
@@ -33,16 +33,16 @@ from typing import Any, Callable
 
 import torch
 
-from . import classifier_metrics, data, distillation, evaluate, pretrained, toy
-from .device import pick_device
-from .diffusion import Schedule, make_schedule
-from .models import ConditionalMLP, NoisyClassifier2D
-from .training import TrainHistory, seeded_init, train_classifier, train_diffusion, train_image_classifier
-from .unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
+from .. import classifier_metrics, data, distillation, pretrained, sample_metrics, toy
+from ..device import pick_device
+from ..diffusion import Schedule, make_schedule
+from ..models import ConditionalMLP, NoisyClassifier2D
+from ..training import TrainHistory, seeded_init, train_classifier, train_diffusion, train_image_classifier
+from ..unet import ConditionalUNet, ImageClassifier, NoisyImageClassifier
 
-COMMANDS = {"toy": "python -m course_lib.train toy", "mnist": "python -m course_lib.train mnist",
-            "mnist-weak": "python -m course_lib.train mnist-weak",
-            "mnist-distilled": "python -m course_lib.train mnist-distilled"}
+COMMANDS = {"toy": "python -m course_lib.recipes toy", "mnist": "python -m course_lib.recipes mnist",
+            "mnist-weak": "python -m course_lib.recipes mnist-weak",
+            "mnist-distilled": "python -m course_lib.recipes mnist-distilled"}
 
 
 def training_meta(config: Any, *, arch: dict, schedule: dict, command: str, seed: int, steps: int, batch_size: int,
@@ -315,12 +315,12 @@ def train_all(recipe: DigitsRecipe = DigitsRecipe(), *, root=None, command: str 
     paths = []
 
     judge, meta, _ = train_judge(x, y, recipe, progress=progress, device=device)
-    meta["test_accuracy"] = evaluate.judged_accuracy(judge, x_test, y_test)
+    meta["test_accuracy"] = sample_metrics.judged_accuracy(judge, x_test, y_test)
     paths.append(pretrained.save("mnist_judge", judge, meta, command=command, root=root))
     say(f"mnist_judge: {meta['seconds']:.0f} s, accuracy on the {len(x_test)} test digits {meta['test_accuracy']:.3f}")
 
     model, meta, _ = train_mnist_cfg(x, y, recipe, progress=progress, device=device)
-    by_w = evaluate.judge_cfg_model(model, judge, schedule, per_class=eval_per_class, steps=eval_steps,
+    by_w = sample_metrics.judge_cfg_model(model, judge, schedule, per_class=eval_per_class, steps=eval_steps,
                                     seed=recipe.seed + 1000)
     meta["judged_accuracy"] = {"by_w": by_w, "per_class": eval_per_class, "ddim_steps": eval_steps}
     paths.append(pretrained.save("mnist_cfg", model, meta, command=command, root=root))
@@ -346,7 +346,7 @@ def train_weak(recipe: DigitsRecipe | None = None, *, root=None, command: str = 
     model, meta, _ = train_mnist_cfg(x, y, recipe, progress=progress, device=device, command=command,
                                   desc="mnist_cfg_weak")
     judge = pretrained.load("mnist_judge").model
-    by_w = evaluate.judge_cfg_model(model, judge, recipe.make_schedule(), per_class=eval_per_class,
+    by_w = sample_metrics.judge_cfg_model(model, judge, recipe.make_schedule(), per_class=eval_per_class,
                                     steps=eval_steps, seed=recipe.seed + 1000)
     meta["judged_accuracy"] = {"by_w": by_w, "per_class": eval_per_class, "ddim_steps": eval_steps}
     path = pretrained.save("mnist_cfg_weak", model, meta, command=command, root=root)
