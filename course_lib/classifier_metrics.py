@@ -30,7 +30,8 @@ import torch
 from . import sample_metrics
 from .data import check_digits
 from .diffusion import EpsFn, Schedule, q_sample
-from .guidance import LogProbFn, check_labels, classifier_guidance, classifier_log_prob_fn, classifier_log_prob_grad
+from . import validate
+from .guidance import LogProbFn, classifier_guidance, classifier_log_prob_fn, classifier_log_prob_grad
 from .toy import GaussianMixture2D
 
 
@@ -49,7 +50,7 @@ def _log_probs(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torc
         log_probs = log_prob_fn(x, t)
     if log_probs.ndim != 2 or log_probs.shape[0] != x.shape[0]:
         raise ValueError(f"log_prob_fn must return [B, K] log-probabilities, got {tuple(log_probs.shape)}")
-    check_labels(y, x.shape[0], log_probs.shape[1])
+    validate.labels(y, x.shape[0], log_probs.shape[1])
     return log_probs
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from . import diffusion, guidance
+from . import diffusion, guidance, validate
 from .data import IMAGE_SHAPE, NUM_CLASSES
 
 
@@ -69,7 +69,7 @@ def sample_with_labels(model: torch.nn.Module, labels: torch.Tensor, x_T: torch.
     if not isinstance(x_T, torch.Tensor) or x_T.ndim < 2 or not x_T.is_floating_point() \
             or not torch.isfinite(x_T).all():
         raise ValueError("x_T must be a finite float tensor [B, ...] of starting noise")
-    labels = guidance.check_labels(labels, x_T.shape[0], K, name="labels", allow_null=True)
+    labels = validate.labels(labels, x_T.shape[0], K, name="labels", allow_null=True)
     if not isinstance(schedule, diffusion.Schedule):
         raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
     T = getattr(model, "T", schedule.T)

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from .conditional import grid_labels, grid_noise
 from .diffusion import EpsFn, Schedule, q_sample, sample
 from .sample_metrics import judged_accuracy, within_class_diversity
-from .guidance import check_labels, model_cfg_eps_fn
+from . import validate
+from .guidance import model_cfg_eps_fn
 from .models import timestep_embedding
 from .training import TrainHistory, adam, cosine_lr
 from .unet import ConditionalUNet, _check_images, _check_index
@@ -95,7 +96,7 @@ def distilled_eps_fn(model: GuidanceUNet, y: Tensor | int, w: float) -> EpsFn:
         raise ValueError(f"w must be a number in [0, {model.w_max:g}] (the distilled range), got {w!r}")
 
     def eps_fn(x: Tensor, t: Tensor) -> Tensor:
-        labels = check_labels(y, x.shape[0], model.num_classes).to(x.device)
+        labels = validate.labels(y, x.shape[0], model.num_classes).to(x.device)
         return model(x, t, labels, float(w))
 
     return eps_fn
@@ -121,7 +122,7 @@ def distill(student: GuidanceUNet, teacher: ConditionalUNet, x0: Tensor, y: Tens
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if teacher.T != schedule.T or student.T != schedule.T:
         raise ValueError(f"schedule has T={schedule.T} but the models were built for T={teacher.T}")
-    y = check_labels(y, x0.shape[0], teacher.num_classes)
+    y = validate.labels(y, x0.shape[0], teacher.num_classes)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     device = next(student.parameters()).device
     null = teacher.num_classes

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from . import validate
 from .diffusion import EpsFn, Schedule, _per_sample
 
 LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -79,25 +80,6 @@ def cfg(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, w: float) -> EpsFn:
     return eps_fn
 
 
-def check_labels(y: torch.Tensor | int, batch: int, num_classes: int, name: str = "y",
-                 allow_null: bool = False) -> torch.Tensor:
-    """Return ``y`` as a long tensor ``[batch]``; raise ``ValueError`` unless every
-    label is in ``0..num_classes-1`` (or ``num_classes``, the null label, if allowed).
-
-    Args:
-        y: an int or a long tensor ``[batch]``; ``num_classes``: ``K``."""
-    top = num_classes if allow_null else num_classes - 1
-    if isinstance(y, int) and not isinstance(y, bool):
-        y = torch.full((batch,), y, dtype=torch.long)
-    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.ndim != 1:
-        raise ValueError(f"{name} must be an int or a 1-D long tensor of labels in 0..{top}")
-    if y.shape[0] != batch:
-        raise ValueError(f"{name} must have one label per sample ({batch}), got {y.shape[0]}")
-    if y.numel() and (y.min() < 0 or y.max() > top):
-        raise ValueError(f"{name} must lie in 0..{top}, got values in {int(y.min())}..{int(y.max())}")
-    return y
-
-
 def model_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, num_classes: int) -> EpsFn:
     """``eps_fn`` of a conditional model ``model(x, t, y)`` for fixed labels ``y``
     (``y = num_classes`` is the null label, i.e. the unconditional prediction).
@@ -107,7 +89,7 @@ def model_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, num_classes: int
         y: an int or a long tensor ``[B]`` in ``0..K``, ``K = num_classes`` the null label."""
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        labels = check_labels(y, x.shape[0], num_classes, allow_null=True).to(x.device)
+        labels = validate.labels(y, x.shape[0], num_classes, allow_null=True).to(x.device)
         return model(x, t, labels)
 
     return eps_fn
@@ -124,7 +106,7 @@ def model_cfg_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, w: float, nu
     w = _check_weight(w, "w", -1.0)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        labels = check_labels(y, x.shape[0], num_classes).to(x.device)
+        labels = validate.labels(y, x.shape[0], num_classes).to(x.device)
         null = torch.full_like(labels, num_classes)
         eps_c, eps_u = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null])).chunk(2)
         return (1 + w) * eps_c - w * eps_u
@@ -144,7 +126,7 @@ def classifier_log_prob_grad(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.T
         log_probs = log_prob_fn(x_in, t)
         if log_probs.ndim != 2 or log_probs.shape[0] != x.shape[0]:
             raise ValueError(f"log_prob_fn must return [B, K] log-probabilities, got {tuple(log_probs.shape)}")
-        labels = check_labels(y, x.shape[0], log_probs.shape[1]).to(x.device)
+        labels = validate.labels(y, x.shape[0], log_probs.shape[1]).to(x.device)
         chosen = log_probs.gather(1, labels[:, None]).sum()
         (grad,) = torch.autograd.grad(chosen, x_in)
     return grad.to(x.dtype)
@@ -198,7 +180,7 @@ def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int,
         raise ValueError(f"null_label must be the number of classes K >= 1, got {null_label!r}")
     if not isinstance(y, torch.Tensor) or y.ndim != 1:
         raise ValueError(f"y must be a 1-D long tensor of labels in 0..{null_label}")
-    y = check_labels(y, y.shape[0], null_label, allow_null=True)
+    y = validate.labels(y, y.shape[0], null_label, allow_null=True)
     drop = torch.rand(y.shape[0], generator=generator) < p_uncond
     return torch.where(drop.to(y.device), torch.full_like(y, null_label), y)
 

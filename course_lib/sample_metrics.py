@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from . import diffusion, guidance
+from . import diffusion, guidance, validate
 from .conditional import cfg_grid, grid_labels, grid_noise
 from .data import check_digits
 from .toy import GaussianMixture2D
@@ -186,7 +186,7 @@ def score_2d(samples: torch.Tensor, mixture: GaussianMixture2D, y: int | None, r
     if not isinstance(samples, torch.Tensor) or samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError("samples must be a tensor of shape [n, 2]")
     if y is not None:
-        guidance.check_labels(y, 1, mixture.num_classes)
+        validate.labels(y, 1, mixture.num_classes)
     finite = torch.isfinite(samples).all(dim=1)
     kept = samples[finite]
     out = {"posterior": float("nan"), "agreement": float("nan")}
@@ -303,8 +303,8 @@ def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not isinstance(asked, torch.Tensor) or asked.ndim != 1:
         raise ValueError(f"asked must be a 1-D long tensor of labels in 0..{num_classes}")
-    asked = guidance.check_labels(asked, asked.shape[0], num_classes, name="asked", allow_null=True)
-    judged = guidance.check_labels(judged, asked.shape[0], num_classes, name="judged")
+    asked = validate.labels(asked, asked.shape[0], num_classes, name="asked", allow_null=True)
+    judged = validate.labels(judged, asked.shape[0], num_classes, name="judged")
     from sklearn.metrics import confusion_matrix as sk_confusion  # here: it costs a second at import time
 
     counts = sk_confusion(asked.cpu().numpy(), judged.cpu().numpy(), labels=list(range(num_classes + 1)))

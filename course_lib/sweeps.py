@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from . import diffusion, guidance
+from . import diffusion, guidance, validate
 from .diffusion import EpsFn
 from .conditional import cfg_grid, classifier_grid, grid_labels, grid_noise, model_schedule
 from .data import balanced_subset
@@ -91,7 +91,7 @@ def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *
     exact eps of a deliberately wrong mixture. The target is ``n`` exact samples of ``p(x | y)``;
     ``k=None`` skips the k-NN precision and recall."""
     K = mixture.num_classes
-    guidance.check_labels(y, 1, K)
+    validate.labels(y, 1, K)
     if not isinstance(n, int) or n < (2 * k + 2 if k is not None else 2):
         raise ValueError(f"n must be an integer of at least {2 * k + 2 if k is not None else 2}, got {n!r}")
     g = torch.Generator().manual_seed(seed)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from .diffusion import EpsFn, Schedule, _per_sample
-from .guidance import check_labels
+from . import validate
 from .toy import GaussianMixture2D
 
 
@@ -70,7 +70,7 @@ class TiltedDensity:
             raise ValueError(f"mixture must be a GaussianMixture2D, got {type(mixture).__name__}")
         if isinstance(y, bool) or not isinstance(y, int):
             raise ValueError(f"y must be an int in 0..{mixture.num_classes - 1}, got {y!r}")
-        check_labels(y, 1, mixture.num_classes)
+        validate.labels(y, 1, mixture.num_classes)
         e = tuple(float(v) for v in extent)
         if len(e) != 4 or not all(math.isfinite(v) for v in e) or e[0] >= e[1] or e[2] >= e[3]:
             raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax, "

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .diffusion import EpsFn, Schedule
-from .guidance import check_labels
+from . import validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -93,7 +93,7 @@ class GaussianMixture2D:
         """``p(component | x)`` (``y=None``) or ``p(component | x, y)``, ``[n, K]``."""
         if y is None:
             return torch.softmax(joint, dim=1)
-        y = check_labels(y, joint.shape[0], self.num_classes).to(joint.device)
+        y = validate.labels(y, joint.shape[0], self.num_classes).to(joint.device)
         if self._one_per_class:
             return torch.nn.functional.one_hot(y, self.num_components).to(joint.dtype)
         return torch.softmax(joint.masked_fill(self.labels[None] != y[:, None], -math.inf), dim=1)
@@ -123,7 +123,7 @@ class GaussianMixture2D:
                 torch.zeros(0, dtype=torch.long)
             y = self.labels[comp]
         else:
-            y = check_labels(y, n, self.num_classes)
+            y = validate.labels(y, n, self.num_classes)
             comp = y if self._one_per_class or not n else self._component_of_class(y, generator)
         z = torch.randn(n, 2, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)
@@ -156,7 +156,7 @@ class GaussianMixture2D:
         joint, _ = self._joint(x)
         if y is None:
             return torch.logsumexp(joint, dim=1)
-        y = check_labels(y, x.shape[0], self.num_classes).to(x.device)
+        y = validate.labels(y, x.shape[0], self.num_classes).to(x.device)
         class_log_weights = self._classes(self.weights.log()[None])[0]
         return (self._classes(joint) - class_log_weights).gather(1, y[:, None])[:, 0]
 
@@ -228,7 +228,7 @@ class GaussianMixture2D:
         """``p(x | y)`` as a one-class mixture of class ``y``'s components."""
         if isinstance(y, bool) or not isinstance(y, int):
             raise ValueError(f"y must be an int in 0..{self.num_classes - 1}, got {y!r}")
-        check_labels(y, 1, self.num_classes)
+        validate.labels(y, 1, self.num_classes)
         keep = self.labels == y
         return GaussianMixture2D(self.means[keep], self.covs[keep], self.weights[keep])
 
@@ -280,7 +280,7 @@ class OracleDenoiser(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The exact eps ``[B, 2]`` of ``x [B, 2]`` at steps ``t [B]`` given labels ``y [B]`` (long, ``0..C``)."""
-        y = check_labels(y, x.shape[0], self.num_classes, allow_null=True)
+        y = validate.labels(y, x.shape[0], self.num_classes, allow_null=True)
         null = y == self.num_classes
         cond = self.mixture.eps_fn(self.schedule, y.clamp(max=self.num_classes - 1))(x, t)
         return torch.where(null[:, None], self.mixture.eps_fn(self.schedule)(x, t), cond)

@@ -74,3 +74,22 @@ def flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def labels(y: torch.Tensor | int, batch: int, num_classes: int, name: str = "y",
+                 allow_null: bool = False) -> torch.Tensor:
+    """Return ``y`` as a long tensor ``[batch]``; raise ``ValueError`` unless every
+    label is in ``0..num_classes-1`` (or ``num_classes``, the null label, if allowed).
+
+    Args:
+        y: an int or a long tensor ``[batch]``; ``num_classes``: ``K``."""
+    top = num_classes if allow_null else num_classes - 1
+    if isinstance(y, int) and not isinstance(y, bool):
+        y = torch.full((batch,), y, dtype=torch.long)
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.ndim != 1:
+        raise ValueError(f"{name} must be an int or a 1-D long tensor of labels in 0..{top}")
+    if y.shape[0] != batch:
+        raise ValueError(f"{name} must have one label per sample ({batch}), got {y.shape[0]}")
+    if y.numel() and (y.min() < 0 or y.max() > top):
+        raise ValueError(f"{name} must lie in 0..{top}, got values in {int(y.min())}..{int(y.max())}")
+    return y

@@ -27,7 +27,7 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import conditional, diffusion, guidance, plots, static_slider
+from . import conditional, diffusion, guidance, plots, static_slider, validate
 from .data import NUM_CLASSES
 from .toy import GaussianMixture2D
 
@@ -110,7 +110,7 @@ def cfg_render_2d(model: torch.nn.Module, mixture: GaussianMixture2D, schedule: 
     learned model and from the exact oracle, deterministic DDIM from the same
     noise ``x_T`` (drawn from ``seed``) at every ``w``, so points slide as ``w`` moves."""
     K = mixture.num_classes
-    guidance.check_labels(y, 1, K)
+    validate.labels(y, 1, K)
 
     def render(w: float, seed: int = 0) -> dict[str, torch.Tensor]:
         x_T = _noise(n, seed)
@@ -130,7 +130,7 @@ def classifier_guidance_render_2d(model: torch.nn.Module, classifier: torch.nn.M
     the learned unconditional model (null label) with the learned noise-aware
     classifier, and from the exact score with the exact posterior, same noise."""
     K = mixture.num_classes
-    guidance.check_labels(y, 1, K)
+    validate.labels(y, 1, K)
     learned_log_prob = guidance.classifier_log_prob_fn(classifier)
 
     def render(gamma: float, seed: int = 0) -> dict[str, torch.Tensor]:

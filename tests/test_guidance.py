@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from course_lib import diffusion, guidance, toy
+from course_lib import diffusion, guidance, toy, validate
 from course_lib.sample_metrics import sliced_wasserstein
 
 MIX = toy.GaussianMixture2D([[0.0, 0.0], [1.2, -0.4], [-0.8, 1.5]],
@@ -316,7 +316,7 @@ def test_autoguidance_at_w_one_extrapolates():
     (lambda: guidance.compose(UNCOND, [(COND, True)]), r"terms\[0\] scale"),
     (lambda: guidance.drop_labels([0, 1], 0.5, 3), "y must be a 1-D long tensor"),
     (lambda: guidance.drop_labels(torch.tensor([0, 1]), 0.5, True), "null_label"),
-    (lambda: guidance.check_labels(torch.tensor([0, 1]), 3, 3), r"one label per sample \(3\), got 2"),
+    (lambda: validate.labels(torch.tensor([0, 1]), 3, 3), r"one label per sample \(3\), got 2"),
     (lambda: guidance.classifier_log_prob_grad(lambda x, t: x.sum(1), X[:4], T[:4], 0), "log_prob_fn must return"),
     (lambda: guidance.classifier_log_prob_grad(lambda x, t: torch.zeros(5, 3) + x.sum(), X[:4], T[:4], 0),
      "log_prob_fn must return"),

@@ -19,7 +19,7 @@ mkdir -p "$work"
 cd "$work"
 # guidance.py: only the functions of the lessons 00-05 API are measured (later additions have
 # their own tests and are not part of this score); every function of the other modules.
-guidance_fns="_check_weight w_to_gamma gamma_to_w w_to_guidance_scale guidance_scale_to_w cfg check_labels
+guidance_fns="_check_weight w_to_gamma gamma_to_w w_to_guidance_scale guidance_scale_to_w cfg
 model_eps_fn model_cfg_eps_fn classifier_log_prob_grad classifier_guidance classifier_log_prob_fn drop_labels
 implicit_classifier_grad _check_time interval autoguidance compose"
 if [ "$#" -gt 0 ]; then

@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .. import diffusion, guidance, toy
+from .. import diffusion, guidance, toy, validate
 from .core import Exercise
 
 LESSON = "04_quality_diversity_tradeoff"
@@ -31,7 +31,7 @@ def leaky_mixture(mixture: toy.GaussianMixture2D, y: int, lam: float) -> toy.Gau
     per class). Its unconditional ``eps_fn`` is that model's exact conditional prediction."""
     if not 0 < lam < 1:
         raise ValueError(f"lam must lie strictly between 0 and 1 (every class keeps some weight), got {lam!r}")
-    guidance.check_labels(y, 1, mixture.num_classes)
+    validate.labels(y, 1, mixture.num_classes)
     if mixture.num_components != mixture.num_classes:
         raise ValueError("mixture must have one component per class")
     one_hot = torch.eye(mixture.num_components, dtype=torch.float64)[y]

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import conditional, diffusion, guidance, pretrained, sample_metrics, toy, widgets
+from course_lib import conditional, diffusion, guidance, pretrained, sample_metrics, toy, validate, widgets
 from course_lib.exercises.classifier_guidance import _LINEAR, _classifier_case, rotated_cov
 from .core import Grading
 
@@ -78,7 +78,7 @@ def outside_contour(x: torch.Tensor, mixture: toy.GaussianMixture2D, y: int, mas
     of it (squared Mahalanobis distance above the chi-square quantile ``-2 log(1 - mass)``, 2 dof)."""
     if not 0 < mass < 1:
         raise ValueError(f"mass must lie strictly between 0 and 1, got {mass!r}")
-    guidance.check_labels(y, 1, mixture.num_classes)
+    validate.labels(y, 1, mixture.num_classes)
     d = x.double() - mixture.means[y]
     return ((d @ torch.linalg.inv(mixture.covs[y])) * d).sum(1) > -2 * math.log(1 - mass)
 
