@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import validate
 from .data import IMAGE_SHAPE
 from .models import timestep_embedding
 
@@ -55,6 +56,7 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        """``x [B, c_in, H, W]``, ``emb [B, emb_dim]`` (time and label) -> ``[B, c_out, H, W]``."""
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
         h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
@@ -81,11 +83,11 @@ class _Encoder(nn.Module):
 
 
 def _check_sizes(num_classes: int, T: int, base_channels: int, emb_dim: int) -> None:
-    if num_classes < 1 or T < 1:
-        raise ValueError(f"num_classes and T must be positive integers, got {num_classes} and {T}")
-    if base_channels < 8 or base_channels % 8:
+    validate.integer(num_classes, "num_classes", minimum=1)
+    validate.integer(T, "T", minimum=1)
+    if validate.integer(base_channels, "base_channels", minimum=8) % 8:
         raise ValueError(f"base_channels must be a positive multiple of 8, got {base_channels}")
-    if emb_dim < 2 or emb_dim % 2:
+    if validate.integer(emb_dim, "emb_dim", minimum=2) % 2:
         raise ValueError(f"emb_dim must be a positive even integer, got {emb_dim}")
 
 
@@ -144,6 +146,7 @@ class NoisyImageClassifier(nn.Module):
         )
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """``x [B, 1, 28, 28]`` noised digits, ``t [B]`` in ``0..T-1`` -> logits ``[B, num_classes]``."""
         _check_images(x)
         _check_index("t", t, x.shape[0], self.T - 1)
         emb = F.silu(self.time_mlp(timestep_embedding(t, self.emb_dim, self.T)))
@@ -175,5 +178,5 @@ class ImageClassifier(nn.Module):
         return self.body(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits ``[B, num_classes]``."""
+        """``x [B, 1, 28, 28]`` clean digits -> logits ``[B, num_classes]``."""
         return self.head(self.features(x))

@@ -112,8 +112,9 @@ def test_classifiers_validate_inputs() -> None:
         NoisyImageClassifier()(x[:, :, :14], t)
     with pytest.raises(ValueError, match="^x must"):
         ImageClassifier().features(x.squeeze(1))
-    for kwargs in ({"base_channels": 12}, {"emb_dim": 7}, {"T": 0}, {"num_classes": 0}):
-        with pytest.raises(ValueError):
+    for kwargs in ({"base_channels": 12}, {"emb_dim": 7}, {"T": 0}, {"num_classes": 0}, {"T": 10.0},
+                   {"num_classes": True}):
+        with pytest.raises(ValueError, match=f"^{next(iter(kwargs))} must"):
             ConditionalUNet(**kwargs)
 
 
