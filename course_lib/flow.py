@@ -93,9 +93,9 @@ def eps_from_velocity(v: torch.Tensor, x: torch.Tensor, path: PathCoefficients) 
 def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> VelocityFn:
     """The exact rectified-flow velocity ``v(x, tau) = (x - E[x0 | x_tau]) / tau`` of a 2-D mixture
     (``y=None``: the marginal; ``y``: the class-``y`` conditional), ``tau`` ``[B]`` in ``(0, 1]``.
-    ``x_tau``'s law is the mixture with means ``(1 - tau) mu_k`` and covariances
-    ``(1 - tau)^2 S_k + tau^2 I``; ``E[x0 | x_tau]`` is each component's Gaussian posterior mean,
-    ``mu_k + (1 - tau) S_k C_k^-1 (x - (1 - tau) mu_k)``, weighted by the component's responsibility.
+    ``x_tau = (1 - tau) x0 + tau eps`` is the mixture noised with ``c = 1 - tau``, ``s = tau``
+    (:func:`course_lib.toy.noised_gaussians`); ``E[x0 | x_tau]`` is
+    :meth:`course_lib.toy.GaussianMixture2D.denoised`, defined at ``tau = 1`` too.
 
     Args:
         mixture: the 2-D data law.
@@ -108,20 +108,8 @@ def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> Vel
 
     def velocity(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         tau = _check_tau(tau, x.shape[0], closed=True).to(torch.float64)
-        xd = x.to(torch.float64)
-        out = torch.empty_like(xd)
-        for value in tau.unique():                          # a sampler's batch shares one tau
-            rows = tau == value
-            a, s = 1 - float(value), float(value)
-            noised = GaussianMixture2D(a * target.means, a**2 * target.covs + s**2 * torch.eye(2, dtype=torch.float64),
-                                       target.weights)
-            log_pdf = torch.distributions.MultivariateNormal(noised.means, noised.covs).log_prob(xd[rows][:, None])
-            resp = torch.softmax(log_pdf + noised.weights.log(), dim=1)         # [b, K] per component
-            covs_inv = torch.linalg.inv(noised.covs)                            # C_k^-1
-            shift = xd[rows][:, None, :] - noised.means[None]                   # x - a mu_k
-            post_means = target.means[None] + a * (target.covs @ covs_inv @ shift[..., None])[..., 0]
-            out[rows] = (xd[rows] - (resp[..., None] * post_means).sum(1)) / s
-        return out.to(x.dtype)
+        x0_hat = target.denoised(x, (1 - tau) ** 2, tau**2)
+        return ((x.to(torch.float64) - x0_hat) / tau[:, None]).to(x.dtype)
 
     return velocity
 

@@ -3,14 +3,15 @@
 Each component is one class ``y`` unless ``labels`` maps several components to one class
 (``p(x | y)`` is then the mixture of class ``y``'s components). For ``p(x) = sum_k pi_k N(x; mu_k, S_k)``:
 
-- noising keeps the family: ``x_t | y=k ~ N(sqrt(a) mu_k, a S_k + (1 - a) I)``
-  with ``a = alpha_bar_t``;
+- noising keeps the family: ``c x0 + s eps | y=k ~ N(c mu_k, c^2 S_k + s^2 I)`` (:func:`noised_gaussians`),
+  DDPM's ``x_t`` being ``c^2 = alpha_bar_t``, ``s^2 = 1 - alpha_bar_t`` (Ho et al. 2020, eq. 4);
 - ``grad log N(x; mu, S) = -S^{-1} (x - mu)``;
 - the marginal score is the posterior-weighted sum of component scores;
 - ``p(y=k | x) = softmax_k(log pi_k + log N(x; mu_k, S_k))`` (Bayes' rule), summed over a class's
   components when it has several.
 
-All exact quantities are computed in float64.
+All exact quantities are computed in float64. The diffusion oracles built on these (the exact
+denoiser and noise-aware classifier under a schedule) are in :mod:`course_lib.oracles`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from .diffusion import EpsFn, Schedule
-from . import validate
+from . import oracles, validate
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -37,6 +38,22 @@ def _gaussian_terms(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
     prec_d = torch.stack([e * d[..., 0] - b * d[..., 1], -c * d[..., 0] + a * d[..., 1]], dim=-1) / det[..., None]
     mahal = (d * prec_d).sum(-1)
     return -0.5 * (mahal + torch.log(det)) - LOG_2PI, prec_d  # d = 2: (d/2) log 2pi = log 2pi
+
+
+def noised_gaussians(means: torch.Tensor, covs: torch.Tensor, signal_var: float | torch.Tensor,
+                     noise_var: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The law of ``c x0 + s eps`` for ``x0 ~ N(mu_k, S_k)``, ``eps ~ N(0, I)``: ``N(c mu_k, c^2 S_k + s^2 I)``.
+    Given as variances ``c^2``, ``s^2`` so that DDPM's ``c^2 = alpha_bar`` is exact (eq. 4); the
+    rectified-flow path is ``c = 1 - tau``, ``s = tau``. The one noising routine of the package.
+
+    Args:
+        means: ``[K, 2]``; covs: ``[K, 2, 2]``, float64.
+        signal_var, noise_var: ``c^2`` and ``s^2``, floats (returns ``[K, 2]``, ``[K, 2, 2]``) or
+            tensors ``[m]`` (returns ``[m, K, 2]``, ``[m, K, 2, 2]``: one law per entry)."""
+    c2 = torch.as_tensor(signal_var, dtype=torch.float64, device=means.device)[..., None, None]
+    s2 = torch.as_tensor(noise_var, dtype=torch.float64, device=means.device)[..., None, None]
+    eye = torch.eye(2, dtype=torch.float64, device=means.device)
+    return c2.sqrt() * means, c2[..., None] * covs + s2[..., None] * eye
 
 
 class GaussianMixture2D:
@@ -140,8 +157,7 @@ class GaussianMixture2D:
         a = float(alpha_bar)
         if not (math.isfinite(a) and 0 < a <= 1):
             raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar!r}")
-        eye = torch.eye(2, dtype=torch.float64)
-        return GaussianMixture2D(math.sqrt(a) * self.means, a * self.covs + (1 - a) * eye, self.weights, self.labels)
+        return GaussianMixture2D(*noised_gaussians(self.means, self.covs, a, 1 - a), self.weights, self.labels)
 
     def _joint(self, x: torch.Tensor):
         """``log pi_k + log N(x; mu_k, S_k)`` ``[n, K]`` and ``S_k^{-1}(x - mu_k)``."""
@@ -176,43 +192,68 @@ class GaussianMixture2D:
         joint, prec_d = self._joint(x)
         return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
 
-    def _noised_terms(self, x: torch.Tensor, t: torch.Tensor, schedule: Schedule):
-        """Joint log-density terms and ``S^{-1}(x - mu)`` of the noised mixture, per sample's ``t``."""
-        schedule.check_t(t, x.shape[0])
-        shared = t.numel() > 0 and bool((t == t[0]).all())  # a sampler's batch shares one t
-        a = schedule.alpha_bars.to(x.device)[t[:1] if shared else t][:, None, None]
-        means = a.sqrt() * self.means[None]
-        covs = a[..., None] * self.covs[None] + (1 - a[..., None]) * torch.eye(2, dtype=torch.float64)
-        log_pdf, prec_d = _gaussian_terms(self._check_x(x), means, covs)
+    def _noised_joint(self, x: torch.Tensor, signal_var: float | torch.Tensor, noise_var: float | torch.Tensor):
+        """:meth:`_joint` of the law of ``c x0 + s eps`` (:func:`noised_gaussians`), one law per sample
+        (or one for all: a sampler's batch shares one noise level)."""
+        x = self._check_x(x)
+        c2, s2 = (torch.as_tensor(v, dtype=torch.float64, device=x.device).reshape(-1) for v in (signal_var, noise_var))
+        if not (torch.isfinite(c2).all() and torch.isfinite(s2).all() and (c2 >= 0).all() and (s2 >= 0).all()
+                and (c2 + s2 > 0).all()):
+            raise ValueError("signal_var and noise_var must be finite, >= 0 and not both 0")
+        if c2.shape != s2.shape or c2.numel() not in (1, x.shape[0]):
+            raise ValueError(f"signal_var and noise_var must be floats or one entry per sample ({x.shape[0]})")
+        if c2.numel() > 1 and bool((c2 == c2[0]).all() and (s2 == s2[0]).all()):
+            c2, s2 = c2[:1], s2[:1]
+        log_pdf, prec_d = _gaussian_terms(x, *noised_gaussians(self.means, self.covs, c2, s2))
         return self.weights.log() + log_pdf, prec_d
 
+    def noised_score(self, x: torch.Tensor, signal_var: float | torch.Tensor, noise_var: float | torch.Tensor,
+                     y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """The exact score ``grad log p(x [| y])`` ``[n, 2]`` of the law of ``c x0 + s eps``
+        (DDPM's ``x_t``: ``c^2 = alpha_bar_t``, ``s^2 = 1 - alpha_bar_t``), float64.
+
+        Args:
+            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``;
+            y: ``None``, an int or ``[n]`` long."""
+        joint, prec_d = self._noised_joint(x, signal_var, noise_var)
+        return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
+
+    def noised_log_posterior(self, x: torch.Tensor, signal_var: float | torch.Tensor,
+                             noise_var: float | torch.Tensor) -> torch.Tensor:
+        """The exact ``log p(y | x)`` ``[n, C]`` under the law of ``c x0 + s eps``, float64.
+
+        Args:
+            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``."""
+        joint, _ = self._noised_joint(x, signal_var, noise_var)
+        return torch.log_softmax(self._classes(joint), dim=1)
+
+    def denoised(self, x: torch.Tensor, signal_var: float | torch.Tensor, noise_var: float | torch.Tensor,
+                 y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """The exact posterior mean ``E[x0 | c x0 + s eps = x (, y)]`` ``[n, 2]``, float64: component
+        ``k``'s Gaussian posterior mean ``mu_k + c S_k C_k^-1 (x - c mu_k)``, ``C_k = c^2 S_k + s^2 I``,
+        weighted by its responsibility. Defined at ``c = 0`` too (then the prior mean).
+
+        Args:
+            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``;
+            y: ``None``, an int or ``[n]`` long."""
+        joint, prec_d = self._noised_joint(x, signal_var, noise_var)
+        c = torch.as_tensor(signal_var, dtype=torch.float64, device=joint.device).sqrt().reshape(-1, 1, 1)
+        post_means = self.means + c * (self.covs @ prec_d[..., None])[..., 0]               # [n, K, 2]
+        return (self._responsibilities(joint, y)[..., None] * post_means).sum(1)
+
     def eps_fn(self, schedule: Schedule, y: torch.Tensor | int | None = None) -> EpsFn:
-        """The exact denoiser ``eps(x_t, t) = -sigma_t grad log p_t(x_t [| y])``,
-        returned in ``x``'s dtype. ``y=None`` is the marginal (unconditional) one.
+        """The exact denoiser (:func:`course_lib.oracles.eps_fn`); ``y=None`` the marginal one.
 
         Args:
             y: ``None``, an int or ``[B]`` long. The eps function takes ``x [B, 2]``, ``t [B]`` long."""
-
-        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            joint, prec_d = self._noised_terms(x, t, schedule)
-            score = -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
-            sigma = schedule.sigmas.to(x.device)[t][:, None]
-            return (-sigma * score).to(x.dtype)
-
-        return eps
+        return oracles.eps_fn(self, schedule, y)
 
     def log_posterior_fn(self, schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """The exact noise-aware classifier ``log p(y | x_t)``, ``(x, t) -> [B, K]``,
-        differentiable in ``x`` (for :func:`course_lib.guidance.classifier_guidance`).
+        """The exact noise-aware classifier ``log p(y | x_t)`` (:func:`course_lib.oracles.log_posterior_fn`).
 
         Args:
             schedule: the noise schedule. The function takes ``x [B, 2]``, ``t [B]`` long."""
-
-        def log_post(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            joint, _ = self._noised_terms(x, t, schedule)
-            return torch.log_softmax(self._classes(joint), dim=1).to(x.dtype)
-
-        return log_post
+        return oracles.log_posterior_fn(self, schedule)
 
     def broadened(self, delta: float) -> "GaussianMixture2D":
         """The same mixture with every covariance ``S_k + delta^2 I``: the data law blurred by
@@ -270,33 +311,8 @@ def _check_component_labels(labels, K: int) -> torch.Tensor:
     return labels
 
 
-class OracleDenoiser(torch.nn.Module):
-    """The exact denoiser behind the model interface ``model(x, t, y) -> eps``,
-    ``y == num_classes`` (the null label) giving the marginal: a perfect model."""
-
-    def __init__(self, mixture: GaussianMixture2D, schedule: Schedule) -> None:
-        super().__init__()
-        self.mixture, self.schedule, self.num_classes, self.T = mixture, schedule, mixture.num_classes, schedule.T
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The exact eps ``[B, 2]`` of ``x [B, 2]`` at steps ``t [B]`` given labels ``y [B]`` (long, ``0..C``)."""
-        y = validate.labels(y, x.shape[0], self.num_classes, allow_null=True)
-        null = y == self.num_classes
-        cond = self.mixture.eps_fn(self.schedule, y.clamp(max=self.num_classes - 1))(x, t)
-        return torch.where(null[:, None], self.mixture.eps_fn(self.schedule)(x, t), cond)
-
-
-class OracleClassifier(torch.nn.Module):
-    """The exact noise-aware classifier ``(x, t) -> logits = log p(y | x_t)``: a perfect classifier."""
-
-    def __init__(self, mixture: GaussianMixture2D, schedule: Schedule) -> None:
-        super().__init__()
-        self.log_posterior, self.num_classes, self.T = mixture.log_posterior_fn(schedule), mixture.num_classes, \
-            schedule.T
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``log p(y | x_t)`` ``[B, C]`` of ``x [B, 2]`` at steps ``t [B]`` (long)."""
-        return self.log_posterior(x, t)
+# the exact denoiser and classifier behind the model interfaces live in oracles; lessons find them here
+OracleDenoiser, OracleClassifier = oracles.OracleDenoiser, oracles.OracleClassifier
 
 
 def _isotropic(means, std: float) -> GaussianMixture2D:

@@ -91,31 +91,59 @@ def test_q_sample_law_matches_noised():
         assert sliced_wasserstein(xt, wrong) > 3 * floor + 0.01
 
 
-def test_eps_fn_is_minus_sigma_times_noised_score():
-    mix, schedule = overlapping(), diffusion.make_schedule("cosine", 200)
-    x = torch.randn(30, 2, dtype=torch.float64)
-    t = torch.randint(200, (30,))
-    a = schedule.alpha_bars[t]
-    expected = torch.stack([-(1 - a[i]).sqrt() * mix.noised(float(a[i])).score(x[i:i + 1])[0] for i in range(30)])
-    torch.testing.assert_close(mix.eps_fn(schedule)(x, t), expected)
-    expected_y = torch.stack([-(1 - a[i]).sqrt() * mix.noised(float(a[i])).score(x[i:i + 1], 1)[0]
-                              for i in range(30)])
-    torch.testing.assert_close(mix.eps_fn(schedule, y=1)(x, t), expected_y)
-
-
-def test_log_posterior_fn_matches_noised_posterior():
-    mix, schedule = overlapping(), diffusion.make_schedule("linear", 1000)
-    x = torch.randn(10, 2, dtype=torch.float64)
-    t = torch.full((10,), 400, dtype=torch.long)
-    post = mix.noised(float(schedule.alpha_bars[400])).posterior(x)
-    torch.testing.assert_close(mix.log_posterior_fn(schedule)(x, t).exp(), post)
-
-
 def test_noised_at_alpha_bar_one_is_identity():
     mix = overlapping()
     same = mix.noised(1.0)
     torch.testing.assert_close(same.means, mix.means)
     torch.testing.assert_close(same.covs, mix.covs)
+
+
+def test_noised_gaussians_is_the_law_of_c_x0_plus_s_eps():
+    """N(c mu, c^2 S + s^2 I), written out by hand: DDPM's x_t (c^2 = a, s^2 = 1 - a) and the flow's x_tau."""
+    mix, eye = overlapping(), torch.eye(2, dtype=torch.float64)
+    means, covs = toy.noised_gaussians(mix.means, mix.covs, 0.3, 0.7)
+    torch.testing.assert_close(means, math.sqrt(0.3) * mix.means)
+    torch.testing.assert_close(covs, 0.3 * mix.covs + 0.7 * eye)
+    noised = mix.noised(0.3)
+    torch.testing.assert_close(noised.means, math.sqrt(0.3) * mix.means)
+    torch.testing.assert_close(noised.covs, 0.3 * mix.covs + 0.7 * eye)
+    tau = torch.tensor([0.2, 1.0], dtype=torch.float64)                    # one law per entry
+    means, covs = toy.noised_gaussians(mix.means, mix.covs, (1 - tau) ** 2, tau**2)
+    assert means.shape == (2, 3, 2) and covs.shape == (2, 3, 2, 2)
+    torch.testing.assert_close(means[0], 0.8 * mix.means)
+    torch.testing.assert_close(covs[0], 0.64 * mix.covs + 0.04 * eye)
+    torch.testing.assert_close(covs[1], eye.expand(3, 2, 2))
+
+
+def test_noised_answers_per_sample_are_those_of_the_noised_mixture():
+    """noised_score, noised_log_posterior and denoised with one (c^2, s^2) per sample equal the answers
+    of a mixture built by hand at each sample's level; denoised is Tweedie's E[x0 | x] = (x + s^2 score) / c."""
+    mix = overlapping()
+    x = torch.randn(12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 2
+    c2 = torch.rand(12, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 0.9 + 0.05
+    s2 = torch.rand(12, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) + 0.01
+    score, score_y = mix.noised_score(x, c2, s2), mix.noised_score(x, c2, s2, 1)
+    log_post, x0_hat = mix.noised_log_posterior(x, c2, s2), mix.denoised(x, c2, s2)
+    eye = torch.eye(2, dtype=torch.float64)
+    for i in range(12):
+        law = toy.GaussianMixture2D(c2[i].sqrt() * mix.means, c2[i] * mix.covs + s2[i] * eye, mix.weights)
+        torch.testing.assert_close(score[i], law.score(x[i:i + 1])[0])
+        torch.testing.assert_close(score_y[i], law.score(x[i:i + 1], 1)[0])
+        torch.testing.assert_close(log_post[i].exp(), law.posterior(x[i:i + 1])[0])
+    torch.testing.assert_close(x0_hat, (x + s2[:, None] * score) / c2[:, None].sqrt())
+    # no signal left: the posterior mean is the prior mean, of the class when given
+    torch.testing.assert_close(mix.denoised(x, 0.0, 1.0), (mix.weights[:, None] * mix.means).sum(0).expand(12, 2))
+    torch.testing.assert_close(mix.denoised(x, 0.0, 1.0, 2), mix.means[2].expand(12, 2))
+
+
+@pytest.mark.parametrize("signal_var, noise_var, match", [
+    (-0.1, 1.0, "finite, >= 0"), (0.0, 0.0, "not both 0"), (float("nan"), 1.0, "finite"),
+    (torch.full((3,), 0.5), torch.full((3,), 0.5), "one entry per sample"),
+    (torch.full((4,), 0.5), 0.5, "one entry per sample"),
+])
+def test_noised_answers_reject_bad_levels(signal_var, noise_var, match):
+    with pytest.raises(ValueError, match=match):
+        overlapping().noised_score(torch.zeros(4, 2), signal_var, noise_var)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -145,8 +173,6 @@ def test_bad_inputs_raise():
         mix.noised(float("nan"))
     with pytest.raises(ValueError, match="name must be one of"):
         toy.make_mixture("spiral")
-    with pytest.raises(ValueError, match="t must lie"):
-        mix.eps_fn(diffusion.make_schedule("linear", 100))(torch.zeros(2, 2), torch.tensor([5, 100]))
 
 
 def test_sklearn_shapes_are_labelled():
@@ -273,19 +299,6 @@ def test_sklearn_shapes_are_scaled_copies_of_scikit_learns():
 # --- dtypes, batches of one and the edges of the arguments -----------------------------------------
 
 
-def test_oracles_return_the_dtype_of_x_and_take_a_batch_of_one():
-    mix, s = overlapping(), diffusion.make_schedule("linear", 100)
-    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
-    t = torch.tensor([3, 50, 50, 99, 0])
-    for fn in (mix.eps_fn(s), mix.eps_fn(s, y=1), mix.log_posterior_fn(s)):
-        out32, out64 = fn(x, t), fn(x.double(), t)
-        assert out32.dtype == torch.float32 and out64.dtype == torch.float64
-        torch.testing.assert_close(out32, out64.float())
-        torch.testing.assert_close(fn(x[:1].double(), t[:1]), out64[:1])
-    assert mix.score(x).dtype == torch.float64                       # exact answers in float64
-    torch.testing.assert_close(mix.score(x), mix.score(x.double()))
-
-
 def test_labelled_sampling_is_reproducible_and_handles_one_component_classes():
     mix = toy.GaussianMixture2D([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]], [torch.eye(2).tolist()] * 3, [1, 1, 2],
                                 labels=[0, 0, 1])
@@ -302,8 +315,6 @@ def test_labelled_sampling_is_reproducible_and_handles_one_component_classes():
     (lambda m: m.noised(1.5), "alpha_bar must lie in"),
     (lambda m: m.broadened(True), "delta must"),
     (lambda m: m.conditional(1.5), r"y must be an int in 0..2, got 1.5"),
-    (lambda m: m.eps_fn(diffusion.make_schedule("linear", 10))(torch.zeros(3, 2), torch.tensor([1, 2])),
-     "one entry per sample"),
 ])
 def test_bad_arguments_one_clause_at_a_time(call, match):
     with pytest.raises(ValueError, match=match):
@@ -356,11 +367,3 @@ def test_repr_says_components_and_classes():
     assert repr(overlapping()) == "GaussianMixture2D(K=3, weights=[0.5, 0.2, 0.3])"
     labelled = toy.GaussianMixture2D(torch.zeros(3, 2), torch.eye(2).expand(3, 2, 2), torch.ones(3), labels=[0, 0, 1])
     assert repr(labelled) == "GaussianMixture2D(K=3 components, 2 classes)"
-
-
-def test_oracle_denoiser_for_every_label_and_the_null_one():
-    mix, s = overlapping(), diffusion.make_schedule("linear", 100)
-    oracle, x, t = toy.OracleDenoiser(mix, s), torch.randn(4, 2, dtype=torch.float64), torch.full((4,), 30)
-    for y in range(3):
-        torch.testing.assert_close(oracle(x, t, torch.full((4,), y)), mix.eps_fn(s, y)(x, t))
-    torch.testing.assert_close(oracle(x, t, torch.full((4,), 3)), mix.eps_fn(s)(x, t))

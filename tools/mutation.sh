@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation score of the core maths: mutmut (pip install mutmut==3.8.1) mutates
-# course_lib/{diffusion,guidance,toy,langevin,flow,metrics}.py one change at a time and runs
+# course_lib/{diffusion,guidance,toy,oracles,langevin,flow,sample_metrics}.py one change at a time and runs
 # the fast unit tests of those modules against each mutant (setup.cfg [mutmut] lists both).
 # Works in a copy of the tree (default /tmp/guidance-lab-mutation, or $1) so the checkout never
 # holds a mutants/ folder. Takes tens of minutes on two cores; not part of CI.
@@ -25,7 +25,7 @@ implicit_classifier_grad _check_time interval autoguidance compose"
 if [ "$#" -gt 0 ]; then
     names=("$@")
 else
-    names=("course_lib.diffusion.*" "course_lib.toy.*" "course_lib.langevin.*" "course_lib.flow.*"
+    names=("course_lib.diffusion.*" "course_lib.toy.*" "course_lib.oracles.*" "course_lib.langevin.*" "course_lib.flow.*"
            "course_lib.sample_metrics.*")
     for fn in $guidance_fns; do names+=("course_lib.guidance.x_${fn}__mutmut_*"); done
 fi
