@@ -177,6 +177,44 @@ def ddim_timesteps(steps: int, T: int) -> list[int]:
     return ts[::-1]
 
 
+def _sample_loop(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: int | None, eta: float,
+                 generator: torch.Generator | None, return_trajectory: bool, x_T: torch.Tensor | None,
+                 dtype: torch.dtype, device: torch.device | str | None, progress: bool,
+                 before_step: Callable[[torch.Tensor, int], torch.Tensor] | None = None, desc: str = "sampling"):
+    """The reverse-process loop of :func:`sample` (its arguments, checks and results), shared with
+    :func:`course_lib.langevin.sample_pc`: ``before_step(x [*shape], t) -> x`` (a corrector), when
+    given, runs at each level ``t`` before that level's predictor step. ``desc`` labels the progress bar."""
+    shape = tuple(shape)
+    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ValueError(f"shape must be a tuple of positive integers, got {shape!r}")
+    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
+        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+    ddpm = steps is None and eta == 1.0
+    ts = ddim_timesteps(schedule.T if steps is None else steps, schedule.T)
+    if x_T is None:
+        x = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+    elif tuple(x_T.shape) != shape:
+        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+    else:
+        x = x_T.clone()
+    trajectory = [x] if return_trajectory else None
+    for i, t in enumerate(tqdm(ts, desc=desc, leave=False, disable=not progress)):
+        if before_step is not None:
+            x = before_step(x, t)
+        t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
+        eps = _check_eps(eps_fn(x, t_batch), x)
+        if ddpm:
+            x = ddpm_step(x, eps, t, schedule, generator)
+        else:
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            x = ddim_step(x, eps, t, t_prev, schedule, eta, generator)
+        if trajectory is not None:
+            trajectory.append(x)
+    if trajectory is not None:
+        return x, torch.stack(trajectory)
+    return x
+
+
 @torch.no_grad()
 def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: int | None = None,
            eta: float = 1.0, generator: torch.Generator | None = None, return_trajectory: bool = False,
@@ -203,33 +241,8 @@ def sample(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, steps: 
         dtype, device: of the drawn ``x_T``.
         progress: show a progress bar.
     """
-    shape = tuple(shape)
-    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ValueError(f"shape must be a tuple of positive integers, got {shape!r}")
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
-    ddpm = steps is None and eta == 1.0
-    ts = ddim_timesteps(schedule.T if steps is None else steps, schedule.T)
-    if x_T is None:
-        x = torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    elif tuple(x_T.shape) != shape:
-        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-    else:
-        x = x_T.clone()
-    trajectory = [x] if return_trajectory else None
-    for i, t in enumerate(tqdm(ts, desc="sampling", leave=False, disable=not progress)):
-        t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
-        eps = _check_eps(eps_fn(x, t_batch), x)
-        if ddpm:
-            x = ddpm_step(x, eps, t, schedule, generator)
-        else:
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-            x = ddim_step(x, eps, t, t_prev, schedule, eta, generator)
-        if trajectory is not None:
-            trajectory.append(x)
-    if trajectory is not None:
-        return x, torch.stack(trajectory)
-    return x
+    return _sample_loop(eps_fn, shape, schedule, steps=steps, eta=eta, generator=generator,
+                        return_trajectory=return_trajectory, x_T=x_T, dtype=dtype, device=device, progress=progress)
 
 
 def score_from_eps(eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:

@@ -23,9 +23,8 @@ import math
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
-from .diffusion import EpsFn, Schedule, ddim_step, ddim_timesteps
+from .diffusion import EpsFn, Schedule, _sample_loop
 
 NoisedScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -96,11 +95,12 @@ def sample_pc(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, step
               corrector_steps: int = 1, snr: float = 0.16, corrector_eps_fn: EpsFn | None = None,
               corrector_min_t: int = 0, eta: float = 1.0, generator: torch.Generator | None = None,
               x_T: torch.Tensor | None = None, dtype: torch.dtype = torch.float32,
-              progress: bool = False) -> torch.Tensor:
+              device: torch.device | str | None = None, progress: bool = False) -> torch.Tensor:
     """Predictor-corrector sampling: at each of ``steps`` DDIM levels ``t`` (from ``T - 1`` down),
     ``corrector_steps`` Langevin steps with the score ``-corrector_eps_fn(x, t) / sigma_t``
     (default ``eps_fn``; only at ``t >= corrector_min_t``), then one DDIM step (``eta``) with
-    ``eps_fn``. ``corrector_steps = 0`` is :func:`course_lib.diffusion.sample`. Returns ``x0 [shape]``.
+    ``eps_fn``: :func:`course_lib.diffusion.sample`'s loop with this corrector before each step, so
+    ``corrector_steps = 0`` is ``sample(..., steps=steps)``. Returns ``x0 [shape]``.
 
     Args:
         eps_fn: an eps function ``(x [B, ...], t [B] long) -> eps [B, ...]`` (the predictor).
@@ -114,32 +114,23 @@ def sample_pc(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, step
         eta: the DDIM stochasticity, a float >= 0.
         generator: the source of ``x_T`` and all noise.
         x_T: ``[*shape]`` or ``None``.
-        dtype: of the drawn ``x_T``.
+        dtype, device: of the drawn ``x_T``.
         progress: show a progress bar.
     """
-    shape = tuple(shape)
-    if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ValueError(f"shape must be a tuple of positive integers, got {shape!r}")
     if isinstance(corrector_steps, bool) or not isinstance(corrector_steps, int) or corrector_steps < 0:
         raise ValueError(f"corrector_steps must be an integer >= 0, got {corrector_steps!r}")
     if isinstance(corrector_min_t, bool) or not isinstance(corrector_min_t, int):
         raise ValueError(f"corrector_min_t must be an integer, got {corrector_min_t!r}")
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
     _check_snr(snr)
     corrector = corrector_eps_fn if corrector_eps_fn is not None else eps_fn
-    ts = ddim_timesteps(steps, schedule.T)
-    if x_T is None:
-        x = torch.randn(shape, generator=generator, dtype=dtype)
-    elif tuple(x_T.shape) != shape:
-        raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
-    else:
-        x = x_T.clone()
-    for i, t in enumerate(tqdm(ts, desc="sampling (PC)", leave=False, disable=not progress)):
-        t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
+
+    def correct(x: torch.Tensor, t: int) -> torch.Tensor:
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         sigma = float(schedule.sigmas[t])
         for _ in range(corrector_steps if t >= corrector_min_t else 0):
             x = langevin_step(x, -corrector(x, t_batch).to(x.dtype) / sigma, snr, generator)
-        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        x = ddim_step(x, eps_fn(x, t_batch).to(x.dtype), t, t_prev, schedule, eta, generator)
-    return x
+        return x
+
+    return _sample_loop(eps_fn, shape, schedule, steps=steps, eta=eta, generator=generator, return_trajectory=False,
+                        x_T=x_T, dtype=dtype, device=device, progress=progress, before_step=correct,
+                        desc="sampling (PC)")

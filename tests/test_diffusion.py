@@ -315,3 +315,20 @@ def test_sampler_casts_eps_to_the_dtype_of_x():
     s = diffusion.make_schedule("linear", 10)
     out = diffusion.sample(lambda x, t: torch.zeros(x.shape, dtype=torch.float64), (3, 2), s, steps=2, eta=0.0)
     assert out.dtype == torch.float32
+
+
+def test_the_sampler_loop_runs_its_hook_before_each_predictor_step():
+    """sample and langevin.sample_pc share one loop; its hook sees each level's x before the step."""
+    s, levels = diffusion.make_schedule("linear", 100), []
+    x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+
+    def hook(x, t):
+        levels.append(t)
+        return x
+
+    hooked = diffusion._sample_loop(MIX.eps_fn(s), (6, 2), s, steps=4, eta=0.0, generator=None,
+                                    return_trajectory=True, x_T=x_T, dtype=torch.float32, device=None,
+                                    progress=False, before_step=hook)
+    plain = diffusion.sample(MIX.eps_fn(s), (6, 2), s, steps=4, eta=0.0, x_T=x_T, return_trajectory=True)
+    assert levels == diffusion.ddim_timesteps(4, 100)
+    assert torch.equal(hooked[0], plain[0]) and torch.equal(hooked[1], plain[1])

@@ -105,3 +105,30 @@ def test_eps_fn_from_noised_score_returns_the_dtype_of_x():
     eps = langevin.eps_fn_from_noised_score(lambda x, a: MIX.noised(a).score(x), S)
     x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
     assert eps(x, torch.full((3,), 7)).dtype == torch.float32
+
+
+def test_no_corrector_is_the_plain_sampler_bit_for_bit_and_takes_dtype_and_device():
+    """One loop: with no corrector steps, sample_pc draws x_T and every step's noise as sample does."""
+    for eta in (0.0, 0.7):
+        pc = langevin.sample_pc(MIX.eps_fn(S), (50, 2), S, steps=12, corrector_steps=0, eta=eta,
+                                generator=torch.Generator().manual_seed(5))
+        plain = diffusion.sample(MIX.eps_fn(S), (50, 2), S, steps=12, eta=eta,
+                                 generator=torch.Generator().manual_seed(5))
+        assert torch.equal(pc, plain)
+    out = langevin.sample_pc(MIX.eps_fn(S), (8, 2), S, steps=4, dtype=torch.float64, device="cpu",
+                             generator=torch.Generator().manual_seed(6))
+    assert out.dtype == torch.float64 and out.device.type == "cpu"
+
+
+def test_corrector_runs_at_each_corrected_level_before_its_predictor_step():
+    """corrector_min_t: levels below it take no Langevin step, so the corrector's eps function is
+    called corrector_steps times at each level t >= corrector_min_t, with that level's t."""
+    seen = []
+
+    def corrector(x, t):
+        seen.append(int(t[0]))
+        return MIX.eps_fn(S)(x, t)
+
+    langevin.sample_pc(MIX.eps_fn(S), (16, 2), S, steps=5, corrector_steps=2, corrector_eps_fn=corrector,
+                       corrector_min_t=400, generator=torch.Generator().manual_seed(7))
+    assert seen == [999, 999, 749, 749, 500, 500]
