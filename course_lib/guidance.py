@@ -27,36 +27,26 @@ from .diffusion import EpsFn, Schedule, _per_sample
 LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _check_weight(value: float, name: str, minimum: float) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
-    return float(value)
-
-
 def w_to_gamma(w: float) -> float:
     """CFG weight ``w`` to the classifier scale it equals: ``gamma = 1 + w``."""
-    return 1.0 + _check_weight(w, "w", -1.0)
+    return 1.0 + validate.number(w, "w", minimum=-1)
 
 
 def gamma_to_w(gamma: float) -> float:
     """Classifier scale ``gamma`` to the CFG weight: ``w = gamma - 1``."""
-    return _check_weight(gamma, "gamma", 0.0) - 1.0
+    return validate.number(gamma, "gamma", minimum=0) - 1.0
 
 
 def w_to_guidance_scale(w: float) -> float:
     """CFG weight ``w`` to diffusers' ``guidance_scale = 1 + w`` (the formula; a diffusers pipeline
     applies it only for ``w > 0``: at ``guidance_scale <= 1`` it samples the conditional alone)."""
-    return 1.0 + _check_weight(w, "w", -1.0)
+    return 1.0 + validate.number(w, "w", minimum=-1)
 
 
 def guidance_scale_to_w(guidance_scale: float) -> float:
     """diffusers' ``guidance_scale`` to the CFG weight ``w = guidance_scale - 1`` (the formula; a diffusers
     pipeline given ``guidance_scale <= 1`` samples the conditional alone, i.e. ``w = 0``)."""
-    return _check_weight(guidance_scale, "guidance_scale", 0.0) - 1.0
+    return validate.number(guidance_scale, "guidance_scale", minimum=0) - 1.0
 
 
 def cfg(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, w: float) -> EpsFn:
@@ -68,7 +58,7 @@ def cfg(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, w: float) -> EpsFn:
         eps_cond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, label ``y`` built in.
         eps_uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, the null label built in.
         w: the guidance weight, a finite float >= -1."""
-    w = _check_weight(w, "w", -1.0)
+    w = validate.number(w, "w", minimum=-1)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w == 0.0:
@@ -103,7 +93,7 @@ def model_cfg_eps_fn(model: torch.nn.Module, y: torch.Tensor | int, w: float, nu
     Args:
         model: ``model(x [B, ...], t [B], y [B]) -> eps [B, ...]``, ``t`` and ``y`` long.
         y: an int or a long tensor ``[B]`` in ``0..K-1``; ``w``: a finite float >= -1."""
-    w = _check_weight(w, "w", -1.0)
+    w = validate.number(w, "w", minimum=-1)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         labels = validate.labels(y, x.shape[0], num_classes).to(x.device)
@@ -144,7 +134,7 @@ def classifier_guidance(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor |
         eps_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``, unconditional.
         log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
         y: an int or a long tensor ``[B]`` in ``0..K-1``; gamma: a finite float >= 0."""
-    gamma = _check_weight(gamma, "gamma", 0.0)
+    gamma = validate.number(gamma, "gamma", minimum=0)
     if isinstance(y, torch.Tensor) and (y.dtype != torch.long or y.ndim != 1):
         raise ValueError("y must be an int or a 1-D long tensor of labels")
 
@@ -174,10 +164,8 @@ def drop_labels(y: torch.Tensor, p_uncond: float, null_label: int,
     Args:
         y: ``[B]`` long in ``0..K``, ``K = null_label``; p_uncond: a number in ``[0, 1]``.
         generator: the source of the ``B`` uniform draws. Returns ``[B]`` long."""
-    if not (isinstance(p_uncond, (int, float)) and not isinstance(p_uncond, bool) and 0 <= p_uncond <= 1):
-        raise ValueError(f"p_uncond must be a number in [0, 1], got {p_uncond!r}")
-    if not isinstance(null_label, int) or isinstance(null_label, bool) or null_label < 1:
-        raise ValueError(f"null_label must be the number of classes K >= 1, got {null_label!r}")
+    p_uncond = validate.number(p_uncond, "p_uncond", minimum=0, maximum=1)
+    validate.integer(null_label, "null_label", minimum=1, hint=" (the number of classes K)")
     if not isinstance(y, torch.Tensor) or y.ndim != 1:
         raise ValueError(f"y must be a 1-D long tensor of labels in 0..{null_label}")
     y = validate.labels(y, y.shape[0], null_label, allow_null=True)
@@ -246,7 +234,7 @@ def autoguidance(good_fn: EpsFn, bad_fn: EpsFn, w: float) -> EpsFn:
         good_fn, bad_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``; w: a finite float >= -1."""
     if not callable(good_fn) or not callable(bad_fn):
         raise ValueError("good_fn and bad_fn must be eps functions (x, t) -> eps")
-    w = _check_weight(w, "w", -1.0)
+    w = validate.number(w, "w", minimum=-1)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if w == 0.0:
@@ -257,51 +245,38 @@ def autoguidance(good_fn: EpsFn, bad_fn: EpsFn, w: float) -> EpsFn:
 
 
 def compose(uncond_fn: EpsFn, terms: list[tuple[EpsFn, float]]) -> EpsFn:
-    """Composable diffusion (Liu et al. 2022, eq. 10): ``eps = eps_u + sum_i s_i (eps_i - eps_u)``.
+    """Composable diffusion (Liu et al. 2022, eq. 10): ``eps = eps_u + sum_i gamma_i (eps_i - eps_u)``.
 
-    ``terms`` is a list of ``(eps_fn, scale)``; a negative scale negates a concept (NOT).
-    One term ``[(cond_fn, 1 + w)]`` is exactly ``cfg(cond_fn, uncond_fn, w)``; no terms is ``uncond_fn``.
-    At ``t = 0`` the combined score is that of ``p_u^(1 - sum s_i) prod_i p_i^(s_i)`` (up to
+    ``terms`` is a list of ``(eps_fn, gamma)``; a negative gamma negates a concept (NOT).
+    One term ``[(cond_fn, 1 + w)]`` is exactly ``cfg(cond_fn, uncond_fn, w)`` (``gamma = 1 + w``,
+    docs/conventions.md, "Guidance weights"); no terms is ``uncond_fn``.
+    At ``t = 0`` the combined score is that of ``p_u^(1 - sum gamma_i) prod_i p_i^(gamma_i)`` (up to
     normalisation); at ``t > 0`` it is not that density's noised score (Du et al. 2023).
 
     Args:
         uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
-        terms: ``[(eps_fn, scale), ...]``, eps functions as above, finite float scales."""
+        terms: ``[(eps_fn, gamma), ...]``, eps functions as above, finite float gammas."""
     if not callable(uncond_fn):
         raise ValueError("uncond_fn must be an eps function (x, t) -> eps")
     if not isinstance(terms, (list, tuple)):
-        raise ValueError(f"terms must be a list of (eps_fn, scale) pairs, got {type(terms).__name__}")
+        raise ValueError(f"terms must be a list of (eps_fn, gamma) pairs, got {type(terms).__name__}")
     checked = []
     for i, term in enumerate(terms):
         if not isinstance(term, (list, tuple)) or len(term) != 2 or not callable(term[0]):
-            raise ValueError(f"terms[{i}] must be a pair (eps_fn, scale), got {term!r}")
-        scale = term[1].item() if isinstance(term[1], torch.Tensor) and term[1].numel() == 1 else term[1]
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            raise ValueError(f"terms[{i}] scale must be a finite number, got {term[1]!r}")
-        checked.append((term[0], float(scale)))
+            raise ValueError(f"terms[{i}] must be a pair (eps_fn, gamma), got {term!r}")
+        checked.append((term[0], validate.number(term[1], f"terms[{i}] gamma")))
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps_u = uncond_fn(x, t)
         out = eps_u
-        for fn, scale in checked:
-            out = out + scale * (fn(x, t) - eps_u)
+        for fn, gamma in checked:
+            out = out + gamma * (fn(x, t) - eps_u)
         return out
 
     return eps_fn
 
 
 # --- guidance in practice (lesson 06) ---------------------------------------------------------
-
-
-def _check_fraction(value: float, name: str, low: float, high: float, *, open_low: bool = False) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
-        and (low < value if open_low else low <= value) and value <= high
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name} must be a number in {bracket}{low:g}, {high:g}], got {value!r}")
-    return float(value)
 
 
 def _x0_hat(x: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
@@ -320,7 +295,7 @@ def rescaled(guided_fn: EpsFn, cond_fn: EpsFn, phi: float) -> EpsFn:
     ``guided_fn = cfg(cond_fn, uncond_fn, w)``."""
     if not callable(guided_fn) or not callable(cond_fn):
         raise ValueError("guided_fn and cond_fn must be eps functions (x, t) -> eps")
-    phi = _check_fraction(phi, "phi", 0.0, 1.0)
+    phi = validate.number(phi, "phi", minimum=0, maximum=1)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         eps_g = guided_fn(x, t)
@@ -339,8 +314,8 @@ def threshold_x0(x0: torch.Tensor, percentile: float = 0.995, max_value: float =
     ``DDIMScheduler._threshold_sample``: per sample, ``s`` = the ``percentile`` quantile of
     ``|x0|`` over every non-batch entry, clamped to ``[1, max_value]``; ``x0`` clipped to
     ``[-s, s]`` and divided by ``s``. ``max_value = 1`` is static clipping to ``[-1, 1]``."""
-    percentile = _check_fraction(percentile, "percentile", 0.0, 1.0, open_low=True)
-    max_value = _check_weight(max_value, "max_value", 1.0)
+    percentile = validate.number(percentile, "percentile", above=0, maximum=1)
+    max_value = validate.number(max_value, "max_value", minimum=1)
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
         raise ValueError("x0 must be a float tensor [B, ...]")
     flat = x0.reshape(x0.shape[0], -1)
@@ -360,8 +335,8 @@ def thresholded(eps_fn: EpsFn, schedule: Schedule, percentile: float = 0.995, ma
         raise ValueError("eps_fn must be an eps function (x, t) -> eps")
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
-    percentile = _check_fraction(percentile, "percentile", 0.0, 1.0, open_low=True)
-    max_value = _check_weight(max_value, "max_value", 1.0)
+    percentile = validate.number(percentile, "percentile", above=0, maximum=1)
+    max_value = validate.number(max_value, "max_value", minimum=1)
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         schedule.check_t(t, x.shape[0])
@@ -386,7 +361,7 @@ def loss_guidance(eps_fn: EpsFn, loss_fn: Callable[[torch.Tensor, torch.Tensor],
         raise ValueError("eps_fn and loss_fn must be callables: eps_fn(x, t) -> eps, loss_fn(x0_hat, t) -> [B]")
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a course_lib.diffusion.Schedule, got {type(schedule).__name__}")
-    weight = _check_weight(weight, "weight", 0.0)
+    weight = validate.number(weight, "weight", minimum=0)
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         schedule.check_t(t, x.shape[0])

@@ -239,7 +239,7 @@ def test_autoguidance_identities():
     torch.testing.assert_close(guidance.autoguidance(COND, bad, -1.0)(X, T), bad(X, T))
 
 
-def test_compose_one_term_is_cfg_and_scales_add():
+def test_compose_one_term_is_cfg_and_gammas_add():
     for w in [-1.0, 0.0, 1.5, 6.0]:
         torch.testing.assert_close(guidance.compose(UNCOND, [(COND, 1 + w)])(X, T),
                                    guidance.cfg(COND, UNCOND, w)(X, T))
@@ -251,7 +251,7 @@ def test_compose_one_term_is_cfg_and_scales_add():
 
 def test_compose_at_clean_end_is_score_of_weighted_product():
     """At t = 0 (sigma_0 -> score) the composed eps is -sigma_0 times the score of
-    p_u^(1 - s1 - s2) p_1^s1 p_2^s2, here checked with the exact scores of t = 0's noised law."""
+    p_u^(1 - gamma_1 - gamma_2) p_1^gamma_1 p_2^gamma_2, here checked with the exact scores of t = 0's noised law."""
     t0 = torch.zeros(X.shape[0], dtype=torch.long)
     noised = MIX.noised(float(S.alpha_bars[0]))
     score = 0.2 * noised.score(X) + 1.5 * noised.score(X, 1) - 0.7 * noised.score(X, 2)
@@ -266,7 +266,7 @@ def test_compose_at_clean_end_is_score_of_weighted_product():
     (lambda: guidance.autoguidance(COND, UNCOND, float("inf")), "w"),
     (lambda: guidance.autoguidance(COND, UNCOND, -2.0), "w"),
     (lambda: guidance.autoguidance(None, UNCOND, 1.0), "good_fn and bad_fn"),
-    (lambda: guidance.compose(UNCOND, [(COND, float("nan"))]), "terms[0] scale"),
+    (lambda: guidance.compose(UNCOND, [(COND, float("nan"))]), "terms[0] gamma"),
     (lambda: guidance.compose(UNCOND, [COND]), "terms[0]"),
     (lambda: guidance.compose(UNCOND, COND), "terms"),
     (lambda: guidance.compose("u", []), "uncond_fn"),
@@ -284,7 +284,7 @@ def test_weight_conversions_reject_weights_below_their_range():
                        (guidance.gamma_to_w, "gamma"), (guidance.guidance_scale_to_w, "guidance_scale")]:
         low = -1.0 if name == "w" else 0.0
         assert call(low) == (low + 1 if name == "w" else low - 1)        # the end of the range is allowed
-        with pytest.raises(ValueError, match=f"^{name} must be >= {low:g}"):
+        with pytest.raises(ValueError, match=f"^{name} must be a finite number >= {low:g}"):
             call(low - 0.5)
         with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
             call(float("nan"))
@@ -302,7 +302,7 @@ def test_one_element_tensors_are_numbers_for_weights_and_window_ends():
         guidance.interval(guided, cond, torch.tensor([1, 2]), 600)
     torch.testing.assert_close(guidance.compose(uncond, [(cond, torch.tensor(1.5))])(X, T),
                                guidance.compose(uncond, [(cond, 1.5)])(X, T))
-    with pytest.raises(ValueError, match="terms\\[0\\] scale"):
+    with pytest.raises(ValueError, match="terms\\[0\\] gamma"):
         guidance.compose(uncond, [(cond, torch.tensor([1.0, 2.0]))])
 
 
@@ -313,7 +313,7 @@ def test_autoguidance_at_w_one_extrapolates():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: guidance.compose(UNCOND, [(COND, 1.0, 2.0)]), r"terms\[0\] must be a pair"),
-    (lambda: guidance.compose(UNCOND, [(COND, True)]), r"terms\[0\] scale"),
+    (lambda: guidance.compose(UNCOND, [(COND, True)]), r"terms\[0\] gamma"),
     (lambda: guidance.drop_labels([0, 1], 0.5, 3), "y must be a 1-D long tensor"),
     (lambda: guidance.drop_labels(torch.tensor([0, 1]), 0.5, True), "null_label"),
     (lambda: validate.labels(torch.tensor([0, 1]), 3, 3), r"one label per sample \(3\), got 2"),
@@ -343,7 +343,7 @@ def test_classifier_log_prob_fn_passes_the_time_on():
 def test_model_cfg_checks_its_weight():
     model = lambda x, t, y: x * (y[:, None].float() + 1)
     torch.testing.assert_close(guidance.model_cfg_eps_fn(model, 1, -1.0, 3)(X[:4].float(), T[:4]), X[:4].float() * 4)
-    with pytest.raises(ValueError, match="^w must be >= -1"):
+    with pytest.raises(ValueError, match="^w must be a finite number >= -1"):
         guidance.model_cfg_eps_fn(model, 1, -1.5, 3)
 
 

@@ -2,7 +2,7 @@
 harness (one sandboxed process per exercise), on a synthetic lesson ``98_shortcuts``:
 
 - ``mix(c, u, w)`` asks for CFG's combination; its twins are ``course_lib.guidance.cfg`` and
-  ``course_lib.guidance._check_weight``. Every route to them (import, getattr, importlib, an alias,
+  ``course_lib.validate.number``. Every route to them (import, getattr, importlib, an alias,
   a thread, a helper that calls one, ``os._exit`` patched first) ends the process: 0 with a note
   naming the function. Every route to an untripped copy (reload, a fresh module from the file,
   the source through ``inspect``, the ``.pyc``, a fresh interpreter) is refused: 0.
@@ -32,7 +32,7 @@ from instructor.exercises.core import Graded, Grading  # noqa: E402
 
 LESSON = "98_shortcuts"
 SANDBOXED = sandbox.unavailable() is None
-TWINS = ("course_lib.guidance.cfg", "course_lib.guidance._check_weight")
+TWINS = ("course_lib.guidance.cfg", "course_lib.validate.number")
 
 
 def _mix_cases(gen):
