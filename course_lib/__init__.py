@@ -7,6 +7,7 @@ import random
 import numpy as np
 import torch
 
+from . import validate
 from .device import pick_device
 
 __version__ = "0.1.0"
@@ -16,8 +17,7 @@ def setup(seed: int = 0) -> torch.device:
     """Seed Python, NumPy and torch, pick a device and say which.
 
     Returns the device (CUDA, then MPS, then CPU)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    validate.integer(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

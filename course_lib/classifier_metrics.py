@@ -72,8 +72,7 @@ def noised_samples(mixture: GaussianMixture2D, schedule: Schedule, t: int, n: in
     """``n`` labelled points of the noised data at time step ``t``, drawn from its exact law
     ``mixture.noised(alpha_bar_t)`` (all of class ``y`` if given, i.e. from ``p_t(x_t | y)``):
     ``(x_t [n, 2] float32, t [n] long, y [n] long)``."""
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
-        raise ValueError(f"t must be an integer time step in 0..{schedule.T - 1}, got {t!r}")
+    validate.integer(t, "t", minimum=0, maximum=schedule.T - 1)
     x_t, y = mixture.noised(schedule.alpha_bars[t].item()).sample(n, y=y, generator=generator)
     return x_t, torch.full((n,), t, dtype=torch.long), y
 
@@ -116,13 +115,11 @@ def data_metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], x0: torch.Tensor, y
         raise ValueError("x0 must be a float tensor [N, ...] with N >= 1")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x0.shape[0],):
         raise ValueError(f"y must be a long tensor of shape [{x0.shape[0]}] (one label per example)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    validate.integer(batch_size, "batch_size", minimum=1)
     generator = torch.Generator().manual_seed(seed)
     out = {name: {"accuracy": [], "cross_entropy": []} for name in log_prob_fns}
-    for t in ts:
-        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
-            raise ValueError(f"ts must hold integer time steps in 0..{schedule.T - 1}, got {t!r}")
+    for i, t in enumerate(ts):
+        validate.integer(t, f"ts[{i}]", minimum=0, maximum=schedule.T - 1)
         t_batch = torch.full((x0.shape[0],), t, dtype=torch.long)
         x_t = q_sample(x0, t_batch, torch.randn(x0.shape, generator=generator, dtype=x0.dtype), schedule)
         for name, fn in log_prob_fns.items():
@@ -174,8 +171,7 @@ def label_gradients(log_prob_fn: LogProbFn, x: torch.Tensor, t: int) -> tuple[to
     probability-weighted gradients sum to zero: ``sum_k probs[k] grads[k] = 0``."""
     if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] != 1:
         raise ValueError(f"x must be one input [1, ...], got {tuple(x.shape) if isinstance(x, torch.Tensor) else x!r}")
-    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-        raise ValueError(f"t must be a non-negative integer time step, got {t!r}")
+    validate.integer(t, "t", minimum=0)
     t_one = torch.full((1,), t, dtype=torch.long)
     with torch.no_grad():
         log_probs = log_prob_fn(x, t_one)
@@ -218,10 +214,8 @@ def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | in
 
     ``compare`` names further ``eps_fn`` s to time in the same rounds, e.g.
     ``{"cfg": ...}`` for a classifier-free guided step; each adds a key of its name."""
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
-        raise ValueError(f"t must be an integer time step in 0..{schedule.T - 1}, got {t!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    validate.integer(t, "t", minimum=0, maximum=schedule.T - 1)
+    validate.integer(repeats, "repeats", minimum=1)
     t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
     guided = classifier_guidance(eps_fn, log_prob_fn, y, 1.0, schedule)
     calls = {"unguided": lambda: eps_fn(x, t_batch),

@@ -11,7 +11,6 @@ shows what the weight alone changes.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -27,12 +26,10 @@ def sample_by_label(model: torch.nn.Module, labels: Sequence[int], n: int, sched
     (``y = model.num_classes`` is the null label: ``p_theta(x)``), each drawn with
     :func:`course_lib.diffusion.sample` from its own generator seeded ``seed + y``."""
     K = model.num_classes
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    validate.integer(n, "n", minimum=1)
     out = {}
-    for y in labels:
-        if not isinstance(y, int) or isinstance(y, bool) or not 0 <= y <= K:
-            raise ValueError(f"labels must be integers in 0..{K} ({K} is the null label), got {y!r}")
+    for i, y in enumerate(labels):
+        validate.integer(y, f"labels[{i}]", minimum=0, maximum=K, hint=f" ({K} is the null label)")
         out[y] = diffusion.sample(guidance.model_eps_fn(model, y, K), (n, getattr(model, "data_dim", 2)), schedule,
                                   steps=steps, eta=eta, generator=torch.Generator().manual_seed(seed + y))
     return out
@@ -44,8 +41,10 @@ def _label_list(labels: Sequence[int] | torch.Tensor) -> torch.Tensor:
         values = labels.tolist() if labels.ndim == 1 and labels.dtype == torch.long else None
     else:
         values = list(labels) if isinstance(labels, (list, tuple, range)) else None
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+    if not values:
         raise ValueError(f"labels must be a non-empty sequence of non-negative integers, got {labels!r}")
+    for i, v in enumerate(values):
+        validate.integer(v, f"labels[{i}]", minimum=0)
     return torch.tensor(values, dtype=torch.long)
 
 
@@ -75,9 +74,8 @@ def sample_with_labels(model: torch.nn.Module, labels: torch.Tensor, x_T: torch.
     T = getattr(model, "T", schedule.T)
     if schedule.T != T:
         raise ValueError(f"schedule has T={schedule.T} but the model was built for T={T}")
-    if clip is not None and not (isinstance(clip, (int, float)) and not isinstance(clip, bool)
-                                 and math.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip must be None or a finite number > 0, got {clip!r}")
+    if clip is not None:
+        clip = validate.number(clip, "clip", above=0, hint=" or None")
     x0 = diffusion.sample(guidance.model_eps_fn(model, labels, K), tuple(x_T.shape), schedule, steps=steps,
                           eta=eta, generator=generator, x_T=x_T)
     return x0 if clip is None else x0.clamp(-clip, clip)
@@ -98,8 +96,7 @@ def noise_under_labels(x_T: torch.Tensor, labels: Sequence[int] | torch.Tensor) 
 def grid_labels(m: int) -> torch.Tensor:
     """Labels ``[10 * m]``: ``0, 1, ..., 9`` repeated ``m`` times, so a grid drawn ten
     to a row (``plots.image_grid(images, nrow=10)``) has one digit per column."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"m must be a positive integer (samples per digit), got {m!r}")
+    validate.integer(m, "m", minimum=1, hint=" (samples per digit)")
     return torch.arange(NUM_CLASSES).repeat(m)
 
 
@@ -107,8 +104,7 @@ def grid_noise(m: int, seed: int = 0) -> torch.Tensor:
     """Starting noise ``x_T [10 * m, 1, 28, 28]`` drawn from ``seed``: pass the same
     tensor at every guidance weight to compare weights on the same noise."""
     grid_labels(m)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    validate.integer(seed, "seed", minimum=0)
     return torch.randn((NUM_CLASSES * m, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
 
 

@@ -19,7 +19,6 @@ import functools
 import gzip
 import http.client
 import importlib.resources
-import math
 import os
 import sys
 import urllib.request
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import files
+from . import files, validate
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -240,19 +239,15 @@ def subsample_class(x: torch.Tensor, y: torch.Tensor, label: int, keep: int | fl
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or y.ndim != 1 \
             or y.dtype != torch.long or x.shape[0] != y.shape[0]:
         raise ValueError("x must be a tensor [N, ...] and y a long tensor [N] of its labels")
-    if not isinstance(label, int) or isinstance(label, bool) or not bool((y == label).any()):
+    validate.integer(label, "label")
+    if not bool((y == label).any()):
         raise ValueError(f"label must be a class present in y, got {label!r}")
     idx = (y == label).nonzero()[:, 0]
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)):
-        raise ValueError(f"keep must be a count (int) or a fraction (float), got {keep!r}")
-    if isinstance(keep, int):
-        if not 0 <= keep <= idx.numel():
-            raise ValueError(f"keep must lie in 0..{idx.numel()} (examples of class {label}), got {keep}")
-        count = keep
+    if isinstance(keep, int):  # a count (validate.integer refuses a bool)
+        count = validate.integer(keep, "keep", minimum=0, maximum=idx.numel(), hint=f" (examples of class {label})")
     else:
-        if not (math.isfinite(keep) and 0 < keep <= 1):
-            raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
-        count = max(1, round(keep * idx.numel()))
+        fraction = validate.number(keep, "keep", above=0, maximum=1, hint=" (a fraction) or an integer count")
+        count = max(1, round(fraction * idx.numel()))
     chosen = idx[torch.randperm(idx.numel(), generator=generator)[:count]]
     mask = y != label
     mask[chosen] = True

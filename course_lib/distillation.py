@@ -47,16 +47,14 @@ class GuidanceUNet(ConditionalUNet):
     def __init__(self, num_classes: int = 10, T: int = 1000, base_channels: int = 32, emb_dim: int = 64,
                  w_max: float = 4.0) -> None:
         super().__init__(num_classes, T, base_channels, emb_dim)
-        if isinstance(w_max, bool) or not isinstance(w_max, (int, float)) or not math.isfinite(w_max) or w_max <= 0:
-            raise ValueError(f"w_max must be a finite number > 0, got {w_max!r}")
-        self.w_max = float(w_max)
+        self.w_max = validate.number(w_max, "w_max", above=0)
         self.w_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         nn.init.zeros_(self.w_mlp[2].weight)
         nn.init.zeros_(self.w_mlp[2].bias)
 
     def _w(self, w: Tensor | float, batch: int, device: torch.device) -> Tensor:
-        if isinstance(w, (int, float)) and not isinstance(w, bool):
-            w = torch.full((batch,), float(w), device=device)
+        if isinstance(w, (int, float)):
+            w = torch.full((batch,), validate.number(w, "w"), device=device)
         if not isinstance(w, Tensor) or not w.is_floating_point() or tuple(w.shape) != (batch,):
             raise ValueError(f"w must be a number or a float tensor of shape [{batch}]")
         if not torch.isfinite(w).all():
@@ -91,13 +89,11 @@ def from_teacher(teacher: ConditionalUNet, w_max: float = 4.0) -> GuidanceUNet:
 
 def distilled_eps_fn(model: GuidanceUNet, y: Tensor | int, w: float) -> EpsFn:
     """``eps_fn`` of the distilled model at labels ``y`` and weight ``w``: one network call per step."""
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) \
-            or not 0.0 <= w <= model.w_max:
-        raise ValueError(f"w must be a number in [0, {model.w_max:g}] (the distilled range), got {w!r}")
+    w = validate.number(w, "w", minimum=0, maximum=model.w_max, hint=" (the distilled range)")
 
     def eps_fn(x: Tensor, t: Tensor) -> Tensor:
         labels = validate.labels(y, x.shape[0], model.num_classes).to(x.device)
-        return model(x, t, labels, float(w))
+        return model(x, t, labels, w)
 
     return eps_fn
 
@@ -115,11 +111,9 @@ def distill(student: GuidanceUNet, teacher: ConditionalUNet, x0: Tensor, y: Tens
     if not (0.0 <= w_min < w_max <= student.w_max):
         raise ValueError(f"w_min and w_max must satisfy 0 <= w_min < w_max <= {student.w_max:g}, "
                          f"got {w_min!r}, {w_max!r}")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    validate.integer(steps, "steps", minimum=1)
+    validate.integer(batch_size, "batch_size", minimum=1)
+    lr = validate.number(lr, "lr", above=0)
     if teacher.T != schedule.T or student.T != schedule.T:
         raise ValueError(f"schedule has T={schedule.T} but the models were built for T={teacher.T}")
     y = validate.labels(y, x0.shape[0], teacher.num_classes)

@@ -150,8 +150,7 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tupl
         Returns ``(precision, recall)``, two floats in ``[0, 1]``.
     """
     _check_samples(real, fake)
-    if not isinstance(k, int) or not 1 <= k < min(real.shape[0], fake.shape[0]):
-        raise ValueError(f"k must be an integer in 1..{min(real.shape[0], fake.shape[0]) - 1}, got {k!r}")
+    validate.integer(k, "k", minimum=1, maximum=min(real.shape[0], fake.shape[0]) - 1)
     real, fake = real.double().reshape(real.shape[0], -1), fake.double().reshape(fake.shape[0], -1)
 
     def coverage(support: torch.Tensor, query: torch.Tensor) -> float:
@@ -232,8 +231,7 @@ def fit_by_class(samples: dict[int, torch.Tensor], mixture: GaussianMixture2D, *
     K = mixture.num_classes
     fits = {}
     for y, x in samples.items():
-        if not isinstance(y, int) or isinstance(y, bool) or not 0 <= y <= K:
-            raise ValueError(f"samples must be keyed by labels in 0..{K} ({K}: the marginal), got {y!r}")
+        validate.integer(y, "samples key", minimum=0, maximum=K, hint=f" (a label; {K}: the marginal)")
         n, cond = x.shape[0], (y if y < K else None)
         ref = mixture.sample(n, y=cond, generator=torch.Generator().manual_seed(seed + 2 * y))[0]
         other = mixture.sample(n, y=cond, generator=torch.Generator().manual_seed(seed + 2 * y + 1))[0]
@@ -299,8 +297,7 @@ def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int
     the judge called ``j`` (``sklearn.confusion_matrix``). Row ``K`` holds the samples
     drawn with the null label, so its counts, divided by their sum, are the class shares of
     the unconditional samples."""
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    validate.integer(num_classes, "num_classes", minimum=1)
     if not isinstance(asked, torch.Tensor) or asked.ndim != 1:
         raise ValueError(f"asked must be a 1-D long tensor of labels in 0..{num_classes}")
     asked = validate.labels(asked, asked.shape[0], num_classes, name="asked", allow_null=True)

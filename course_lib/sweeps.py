@@ -92,8 +92,7 @@ def sweep_2d(mixture: GaussianMixture2D, schedule: diffusion.Schedule, y: int, *
     ``k=None`` skips the k-NN precision and recall."""
     K = mixture.num_classes
     validate.labels(y, 1, K)
-    if not isinstance(n, int) or n < (2 * k + 2 if k is not None else 2):
-        raise ValueError(f"n must be an integer of at least {2 * k + 2 if k is not None else 2}, got {n!r}")
+    validate.integer(n, "n", minimum=2 * k + 2 if k is not None else 2)
     g = torch.Generator().manual_seed(seed)
     target = mixture.sample(n, y, generator=g)[0]
     x_T = torch.randn(n, 2, generator=g)

@@ -44,14 +44,6 @@ def implicit_classifier_grad(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, x: torch.
     return (eps_uncond_fn(x, t) - eps_cond_fn(x, t)) / _per_sample(schedule.sigmas, t, x)
 
 
-def _check_w(w: float) -> float:
-    if isinstance(w, torch.Tensor) and w.numel() == 1:
-        w = w.item()
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < -1:
-        raise ValueError(f"w must be a finite number >= -1, got {w!r}")
-    return float(w)
-
-
 class TiltedDensity:
     """``p_w(x | y) ∝ p(x | y) p(y | x)^w`` for a 2-D mixture, normalised numerically on a grid.
 
@@ -68,16 +60,14 @@ class TiltedDensity:
                  extent: Sequence[float] = (-7.0, 7.0, -7.0, 7.0), resolution: int = 401) -> None:
         if not isinstance(mixture, GaussianMixture2D):
             raise ValueError(f"mixture must be a GaussianMixture2D, got {type(mixture).__name__}")
-        if isinstance(y, bool) or not isinstance(y, int):
-            raise ValueError(f"y must be an int in 0..{mixture.num_classes - 1}, got {y!r}")
-        validate.labels(y, 1, mixture.num_classes)
+        validate.integer(y, "y", minimum=0, maximum=mixture.num_classes - 1)
         e = tuple(float(v) for v in extent)
         if len(e) != 4 or not all(math.isfinite(v) for v in e) or e[0] >= e[1] or e[2] >= e[3]:
             raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with xmin < xmax and ymin < ymax, "
                              f"got {extent!r}")
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 3:
-            raise ValueError(f"resolution must be an integer >= 3, got {resolution!r}")
-        self.mixture, self.y, self.w, self.extent, self.resolution = mixture, y, _check_w(w), e, resolution
+        validate.integer(resolution, "resolution", minimum=3)
+        w = validate.number(w, "w", minimum=-1)
+        self.mixture, self.y, self.w, self.extent, self.resolution = mixture, y, w, e, resolution
         xs = torch.linspace(e[0], e[1], resolution, dtype=torch.float64)
         ys = torch.linspace(e[2], e[3], resolution, dtype=torch.float64)
         self.cell = ((e[1] - e[0]) / (resolution - 1), (e[3] - e[2]) / (resolution - 1))
@@ -112,8 +102,7 @@ class TiltedDensity:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` samples ``[n, 2]`` (float32): a grid cell drawn by its mass, then a uniform point in it."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        validate.integer(n, "n", minimum=1)
         idx = torch.multinomial(self.cell_log_probs.exp(), n, replacement=True, generator=generator)
         jitter = torch.rand(n, 2, generator=generator, dtype=torch.float64) - 0.5
         return (self.points[idx] + jitter * torch.tensor(self.cell, dtype=torch.float64)).float()
@@ -128,9 +117,8 @@ class TiltedDensity:
         a = float(alpha_bar)
         if not (math.isfinite(a) and 0 < a < 1):
             raise ValueError(f"alpha_bar must lie strictly between 0 and 1, got {alpha_bar!r}")
-        for name, value in (("chunk", chunk), ("max_stride", max_stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        validate.integer(chunk, "chunk", minimum=1)
+        validate.integer(max_stride, "max_stride", minimum=1)
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
             raise ValueError(f"x must be a tensor of shape [n, 2], got {getattr(x, 'shape', type(x).__name__)}")
         x = x.to(torch.float64)

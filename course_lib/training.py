@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import validate
 from .diffusion import Schedule, q_sample
 from .guidance import drop_labels
 
@@ -44,11 +45,9 @@ def _check_common(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | No
         raise ValueError("x0 must be a tensor [N, ...] with N >= 1")
     if y is not None and (not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x0.shape[0],)):
         raise ValueError(f"y must be a long tensor of shape [{x0.shape[0]}] (one label per example)")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    validate.integer(steps, "steps", minimum=1)
+    validate.integer(batch_size, "batch_size", minimum=1)
+    validate.number(lr, "lr", above=0)
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -117,10 +116,8 @@ def train_diffusion(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | 
     uses warm-up and no decay (:class:`course_lib.recipes.DigitsRecipe`): with decay its
     loss ends lower but its samples follow the label less, which CFG then has to make up."""
     _check_common(model, x0, y, schedule, steps, batch_size, lr)
-    if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}")
-    if not (isinstance(p_uncond, (int, float)) and 0 <= p_uncond <= 1):
-        raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond!r}")
+    validate.integer(warmup_steps, "warmup_steps", minimum=0)
+    p_uncond = validate.number(p_uncond, "p_uncond", minimum=0, maximum=1)
     if ema_decay is not None and not 0 < ema_decay < 1:
         raise ValueError(f"ema_decay must lie in (0, 1) or be None, got {ema_decay!r}")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -216,8 +213,7 @@ def train_image_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Te
     """Train ``model(x) -> logits`` (no ``t``: clean images only) with cross-entropy, each batch
     shifted at random by up to ``max_shift`` pixels (:func:`random_shift`); Adam with the
     cosine decay of :func:`cosine_lr`. Returns losses and batch accuracies."""
-    if not isinstance(max_shift, int) or isinstance(max_shift, bool) or max_shift < 0:
-        raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+    validate.integer(max_shift, "max_shift", minimum=0)
     _check_common(model, x0, y, None, steps, batch_size, lr)
     if y is None:
         raise ValueError("y must be given: a classifier needs labels")

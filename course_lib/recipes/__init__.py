@@ -24,7 +24,6 @@ MNIST (``python -m course_lib.recipes mnist``), all from :class:`DigitsRecipe`:
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +32,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import classifier_metrics, data, distillation, pretrained, sample_metrics, toy
+from .. import classifier_metrics, data, distillation, pretrained, sample_metrics, toy, validate
 from ..device import pick_device
 from ..diffusion import Schedule, make_schedule
 from ..models import ConditionalMLP, NoisyClassifier2D
@@ -197,13 +196,9 @@ class DigitsRecipe:
         counts = ("T", "steps", "batch_size", "classifier_steps", "classifier_batch_size", "judge_steps",
                   "judge_batch_size")
         for name in ("seed", "judge_shift", "warmup_steps", *counts):
-            value, low = getattr(self, name), 1 if name in counts else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            validate.integer(getattr(self, name), name, minimum=1 if name in counts else 0)
         for name in ("lr", "classifier_lr", "judge_lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            validate.number(getattr(self, name), name, above=0)
         if not 0 <= self.p_uncond <= 1:
             raise ValueError(f"p_uncond must lie in [0, 1], got {self.p_uncond!r}")
         if not 0 < self.ema_decay < 1:
@@ -400,10 +395,9 @@ def load_or_train(name: str, *, from_scratch: bool = False, device: str | torch.
     (None: as set), restored afterwards."""
     if name not in pretrained.REGISTRY:
         raise ValueError(f"name must be one of {sorted(pretrained.REGISTRY)}, got {name!r}")
-    if not isinstance(from_scratch, bool):
-        raise ValueError(f"from_scratch must be True or False, got {from_scratch!r}")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ValueError(f"threads must be None or a positive integer, got {threads!r}")
+    validate.flag(from_scratch, "from_scratch")
+    if threads is not None:
+        validate.integer(threads, "threads", minimum=1, hint=" or None")
     if not from_scratch:
         return pretrained.load(name)
     previous = torch.get_num_threads()
