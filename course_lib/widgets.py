@@ -1,9 +1,8 @@
 """Slider explorers: thin ipywidgets shells over pure ``render(value, seed)`` functions (docs/style.md, "Widgets").
 
-:class:`Explorer` is what every slider shares: frames (the render's data and its PNG) cached
-by ``(value, seed)``; a background precompute of every slider value (a one-worker
-``concurrent.futures.ThreadPoolExecutor`` drawing on a twin figure, nearest the slider first),
-so that a move only swaps precomputed PNG bytes into an ``ipywidgets.Image``; and a move to a
+:class:`Explorer` is what every slider shares: frames (the render's data and its PNG) kept in a
+:class:`~course_lib.frame_cache.FrameCache`, whose worker draws every slider value ahead on a twin
+figure, so that a move only swaps precomputed PNG bytes into an ``ipywidgets.Image``; and a move to a
 value not yet computed renders it on the spot, so the picture always matches the readout.
 Subclasses only draw, moving artists in place over a cached background (blitting):
 :class:`ScatterExplorer` (2-D samples) and :class:`DigitGridExplorer` (guided digits). Each
@@ -13,12 +12,10 @@ readout shows both conventions of docs/conventions.md, "Guidance weights": ``w``
 
 from __future__ import annotations
 
-import bisect
 import io
-import math
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -29,6 +26,7 @@ from matplotlib.figure import Figure
 
 from . import conditional, diffusion, guidance, plots, static_slider, validate
 from .data import NUM_CLASSES
+from .frame_cache import FrameCache, key
 from .toy import GaussianMixture2D
 
 RenderFn = Callable[[float, int], Any]
@@ -60,20 +58,10 @@ def weight_readout(symbol: str, value: float) -> str:
     raise ValueError(f"symbol must be 'w' or 'gamma', got {symbol!r}")
 
 
-def _key(value: float, seed: int) -> tuple[float, int]:
-    return round(float(value), 6), int(seed)
-
-
-def _check_seed(seed: int) -> int:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
-
-
 class Frame(NamedTuple):
-    """One cached slider position: the render's data and, once drawn, its PNG."""
+    """One cached slider position: the render's data and its drawn PNG."""
     data: Any
-    png: bytes | None = None
+    png: bytes
 
 
 class _Canvas:
@@ -185,133 +173,83 @@ class Explorer:
         precompute: render and draw every slider value in the background.
         readout: ``readout(value) -> str`` for a knob that is not a guidance weight.
 
-    Subclasses draw: ``_figure(data)`` builds a figure of ``data`` at ``self.value`` and names
-    its moving artists, ``_show(moving, data, value)`` moves them in place, ``_slider()``.
+    ``cache`` holds every drawn :class:`Frame` by ``(value, seed)`` and draws the slider's values
+    ahead (a :class:`~course_lib.frame_cache.FrameCache`). Subclasses draw: ``_figure(data)`` builds
+    a figure of ``data`` at ``self.value`` and names its moving artists, ``_show(moving, data,
+    value)`` moves them in place, ``_slider()``.
     """
 
     def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str, seed: int = 0,
                  precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
-        values = [float(v) for v in values]
-        if not values or not all(math.isfinite(v) for v in values) or values != sorted(set(values)):
-            raise ValueError(f"values must be a non-empty increasing sequence of finite numbers, got {values!r}")
+        self.cache: FrameCache[Frame] = FrameCache(self._draw_on_twin, values,
+                                                   seed=validate.integer(seed, "seed", minimum=0),
+                                                   thread_name="explorer-precompute")
         if readout is None:
             weight_readout(symbol, 0.0)  # checks the symbol
-        self.render, self.values, self.symbol = render, values, symbol
+        self.render, self.values, self.symbol = render, self.cache.values, symbol
         self.readout = (lambda v: weight_readout(symbol, v)) if readout is None else readout
-        self.seed, self.value = _check_seed(seed), self._check_value(value)
-        self.cache: dict[tuple[float, int], Frame] = {}
-        self._lock = threading.Lock()
-        self._rendering: dict[tuple[float, int], threading.Event] = {}
-        self._generation, self._executor, self._future, self._twin = 0, None, None, None
-        self._shown = _Canvas(*self._figure(self.data(self.value)))
-        self.fig = self._shown.fig
-        self.png = self._keep(self.value, self.seed, self._shown.png())
-        if precompute:
+        self.value = self.cache.near = self._check_value(value)
+        self._twin: _Canvas | None = None
+        data = self.data(self.value)
+        self._shown = _Canvas(*self._figure(data))
+        self.fig, self.png = self._shown.fig, self._shown.png()
+        self.cache.put(self.value, self.seed, Frame(data, self.png))
+        if validate.flag(precompute, "precompute"):
             self.start_precompute()
 
+    @property
+    def seed(self) -> int:
+        """The noise seed handed to ``render`` (:meth:`update` changes it)."""
+        return self.cache.seed
+
     def _check_value(self, value: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not self.values[0] <= value <= self.values[-1]:
-            raise ValueError(f"value must be a finite number in [{self.values[0]:g}, {self.values[-1]:g}], "
-                             f"got {value!r}")
-        return float(value)
+        return validate.number(value, "value", minimum=self.values[0], maximum=self.values[-1])
 
     def data(self, value: float, seed: int | None = None) -> Any:
-        """``render(value, seed)``, from the cache when it is there; thread-safe: a render in
-        progress on the other thread is waited for, never repeated."""
-        key = _key(value, self.seed if seed is None else seed)
-        with self._lock:
-            frame, event = self.cache.get(key), self._rendering.get(key)
-            mine = frame is None and event is None
-            if mine:
-                event = self._rendering[key] = threading.Event()
-        if frame is not None:
-            return frame.data
-        if not mine:
-            event.wait()
-            return self.data(*key)  # from the cache, or (the other render failed) ours
-        try:
-            data = self.render(*key)
-            with self._lock:
-                self.cache.setdefault(key, Frame(data))
-            return data
-        finally:
-            with self._lock:
-                del self._rendering[key]
-            event.set()
+        """``render(value, seed)`` (``seed``: the explorer's), from the cache when it is there, else rendered now."""
+        value, seed = key(value, self.seed if seed is None else seed)
+        frame = self.cache.get((value, seed))
+        return self.render(value, seed) if frame is None else frame.data
 
-    def _keep(self, value: float, seed: int, png: bytes) -> bytes:
-        key = _key(value, seed)
-        with self._lock:
-            self.cache[key] = Frame(self.cache[key].data, png)
-        return png
+    def _draw(self, canvas: _Canvas, value: float, seed: int) -> Frame:
+        data = self.render(value, seed)
+        self._show(canvas.moving, data, value)
+        return Frame(data, canvas.png())
+
+    def _draw_on_twin(self, value: float, seed: int) -> Frame:
+        """The worker's frame: drawn on the twin figure, which only the worker thread touches."""
+        return self._draw(self._twin, value, seed)
 
     def update(self, value: float, seed: int | None = None) -> float:
         """Show ``value`` (and ``seed``): the cached PNG if there is one, else render and draw it now;
         the shown figure's artists move in place either way. Returns the seconds taken."""
         start = time.perf_counter()
         value = self._check_value(value)
-        if seed is not None and _check_seed(seed) != self.seed:
-            self.seed = seed
-            if self._executor is not None:
-                self.start_precompute()
-        data = self.data(value)
-        self._show(self._shown.moving, data, value)
-        png = self.cache[_key(value, self.seed)].png
-        self.png = self._keep(value, self.seed, self._shown.png()) if png is None else png
-        self.value = value
+        if seed is not None and validate.integer(seed, "seed", minimum=0) != self.seed:
+            self.cache.seed = seed
+            if self.cache.running:
+                self.cache.start()
+        frame = self.cache.frame(value, self.seed, make=partial(self._draw, self._shown))
+        self._show(self._shown.moving, frame.data, value)
+        self.png, self.value = frame.png, value
+        self.cache.near = value
         return time.perf_counter() - start
 
     def start_precompute(self) -> Future:
         """Render and draw every slider value for the current seed in the background, on a twin
-        figure, one value per job: each job takes the missing value nearest the slider and queues
-        the next. A later call (or a new seed) supersedes it. At interpreter exit concurrent.futures
-        joins its worker and refuses new jobs, so exit waits for the render in progress only (a
-        daemon thread killed inside a torch kernel would abort the process with exit code 134)."""
+        figure, the values nearest the slider first (:meth:`FrameCache.start
+        <course_lib.frame_cache.FrameCache.start>`). A later call (or a new seed) supersedes it."""
         if self._twin is None:  # built here: every figure is made on the caller's thread
             self._twin = _Canvas(*self._figure(self.data(self.value)))
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-precompute")
-        with self._lock:
-            self._generation += 1
-        self._future = self._executor.submit(self._precompute_next, self._generation)
-        return self._future
-
-    def _missing(self) -> float | None:
-        """The slider value fewest steps from the current one (right first, where ArrowRight goes)
-        that has no PNG yet for the current seed."""
-        seed, here = self.seed, bisect.bisect_left(self.values, self.value)
-        with self._lock:
-            todo = [i for i, v in enumerate(self.values) if getattr(self.cache.get(_key(v, seed)), "png", None) is None]
-        return self.values[min(todo, key=lambda i: (abs(i - here), -i))] if todo else None
-
-    def _precompute_next(self, generation: int) -> None:
-        value, seed = self._missing(), self.seed
-        if generation != self._generation or value is None:
-            return
-        data = self.data(value, seed)
-        self._show(self._twin.moving, data, value)
-        self._keep(value, seed, self._twin.png())
-        try:
-            self._future = self._executor.submit(self._precompute_next, generation)
-        except RuntimeError:  # the interpreter is shutting down
-            pass
+        return self.cache.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background precompute (re-raising its error); True once every value is drawn."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._missing() is not None and (future := self._future) is not None:
-            try:
-                future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if future is self._future:  # the chain ended: stopped or superseded
-                break
-        return self._missing() is None
+        return self.cache.wait(timeout)
 
     def stop(self) -> None:
         """Stop precomputing after the value in progress."""
-        with self._lock:
-            self._generation += 1
+        self.cache.stop()
 
     def widget(self):
         """The slider, its readout and the figure as an image, wired together (needs ipywidgets).
@@ -364,14 +302,14 @@ class ScatterExplorer(Explorer):
                  titles: dict[str, str], background: Callable | None = None, seed: int = 0,
                  color: str = "C0", extent: float | tuple[float, float, float, float] = 4.5,
                  precompute: bool = True, readout: Callable[[float], str] | None = None) -> None:
-        lo, hi, step = (float(v) for v in value_range)
-        if not (math.isfinite(lo) and math.isfinite(hi) and step > 0 and lo < hi):
-            raise ValueError(f"value_range must be finite (min, max, step) with min < max and step > 0, "
-                             f"got {value_range!r}")
+        lo, hi, step = value_range
+        lo = validate.number(lo, "value_range's min")
+        hi = validate.number(hi, "value_range's max", above=lo)
+        step = validate.number(step, "value_range's step", above=0)
         self.value_range = (lo, hi, step)
         self.titles, self.background, self.color = titles, background, color
         self.extent = (-extent, extent, -extent, extent) if isinstance(extent, (int, float)) else tuple(extent)
-        values = [_key(lo + i * step, 0)[0] for i in range(int(round((hi - lo) / step)) + 1)]
+        values = [round(lo + i * step, 6) for i in range(int(round((hi - lo) / step)) + 1)]
         super().__init__(render, [v for v in values if v <= hi], value, symbol=symbol, seed=seed,
                          precompute=precompute, readout=readout)
         self.artists = {k: a for k, a in self._shown.moving.items() if k != "title"}
@@ -412,12 +350,19 @@ class ScatterExplorer(Explorer):
 class DigitGridExplorer(Explorer):
     """A grid of guided digits under a slider over ``values`` (arguments as :class:`Explorer`'s):
     ``render(value, seed) -> images [B, 1, 28, 28]`` tiled ``nrow`` to a row, titled with the
-    readout; a move swaps the image's data (``set_data``)."""
+    readout; a move swaps the image's data (``set_data``).
+
+    Args:
+        nrow: images per row (``int`` >= 1).
+        inches_per_pixel: the figure's inches per pixel of the tiled grid (``float`` > 0; the
+            default draws ten 28-pixel digits to a row about 5.4 inches wide).
+    """
 
     def __init__(self, render: RenderFn, values: Sequence[float], value: float, *, symbol: str = "w",
-                 seed: int = 0, nrow: int = NUM_CLASSES, precompute: bool = True, scale: float = 0.018,
-                 readout: Callable[[float], str] | None = None) -> None:
-        self.nrow, self.scale = nrow, scale
+                 seed: int = 0, nrow: int = NUM_CLASSES, precompute: bool = True,
+                 inches_per_pixel: float = 0.018, readout: Callable[[float], str] | None = None) -> None:
+        self.nrow = validate.integer(nrow, "nrow", minimum=1)
+        self.inches_per_pixel = validate.number(inches_per_pixel, "inches_per_pixel", above=0)
         super().__init__(render, values, value, symbol=symbol, seed=seed, precompute=precompute, readout=readout)
         self.ax = self.fig.axes[0]
         self.image, self.title = self._shown.moving["image"], self._shown.moving["title"]
@@ -425,7 +370,8 @@ class DigitGridExplorer(Explorer):
     def _figure(self, data: torch.Tensor) -> tuple[Figure, dict[str, Artist]]:
         canvas = plots.tile_images(data, self.nrow)
         height, width = canvas.shape
-        fig = Figure(figsize=(self.scale * width + 0.2, self.scale * height + 0.5), dpi=100, layout="constrained")
+        inches = self.inches_per_pixel
+        fig = Figure(figsize=(inches * width + 0.2, inches * height + 0.5), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
         image = ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")

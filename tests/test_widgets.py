@@ -86,7 +86,7 @@ def test_explorer_updates_artists_in_place():
                                render(2.3, 0)["exact"])
     with pytest.raises(ValueError, match="value must be a finite number in"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.25), value=7.0, titles={})
-    with pytest.raises(ValueError, match="value_range must be"):
+    with pytest.raises(ValueError, match="value_range's step must be a finite number > 0"):
         widgets.ScatterExplorer(render, symbol="w", value_range=(-1.0, 6.0, 0.0), value=0.0, titles={})
 
 
@@ -222,6 +222,19 @@ def test_grid_explorer_rejects_bad_inputs():
         explorer.update(1.0, seed=-2)
     with pytest.raises(ValueError, match="symbol"):
         widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, symbol="omega", precompute=False)
+    with pytest.raises(ValueError, match="precompute must be True or False"):
+        widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, precompute=1)
+    with pytest.raises(ValueError, match="nrow must be an integer >= 1"):
+        widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, nrow=0, precompute=False)
+    with pytest.raises(ValueError, match="inches_per_pixel must be a finite number > 0"):
+        widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, inches_per_pixel=0.0, precompute=False)
+
+
+def test_grid_figure_is_sized_in_inches_per_pixel_of_the_tiled_grid():
+    render = _counting_render([])
+    height, width = plots.tile_images(render(0.0, 0), 5).shape
+    explorer = widgets.DigitGridExplorer(render, [0.0, 1.0], 0.0, nrow=5, inches_per_pixel=0.01, precompute=False)
+    np.testing.assert_allclose(explorer.fig.get_size_inches(), [0.01 * width + 0.2, 0.01 * height + 0.5])
 
 
 def test_exit_while_precomputing_does_not_abort_the_process():
