@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from . import validate
+
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -70,8 +72,7 @@ def make_schedule(kind: str = "linear", T: int = 1000) -> Schedule:
         kind: ``"linear"`` or ``"cosine"``.
         T: the number of steps, an int >= 2; the schedule's tensors have shape ``[T]``.
     """
-    if not isinstance(T, int) or isinstance(T, bool) or T < 2:
-        raise ValueError(f"T must be an integer >= 2, got {T!r}")
+    validate.integer(T, "T", minimum=2)
     if kind == "linear":
         scale = 1000.0 / T
         betas = torch.linspace(1e-4 * scale, min(0.02 * scale, 0.999), T, dtype=torch.float64)
@@ -171,8 +172,7 @@ def ddim_timesteps(steps: int, T: int) -> list[int]:
         T: the schedule's number of steps.
 
     Returns a list of ``steps`` ints, decreasing."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer in 1..{T} (the schedule's T), got {steps!r}")
+    validate.integer(steps, "steps", minimum=1, maximum=T, hint=" (the schedule's T)")
     ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long().tolist()
     return ts[::-1]
 
@@ -187,8 +187,9 @@ def _sample_loop(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, s
     shape = tuple(shape)
     if not shape or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"shape must be a tuple of positive integers, got {shape!r}")
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+    eta = validate.number(eta, "eta", minimum=0)
+    validate.flag(return_trajectory, "return_trajectory")
+    validate.flag(progress, "progress")
     ddpm = steps is None and eta == 1.0
     ts = ddim_timesteps(schedule.T if steps is None else steps, schedule.T)
     if x_T is None:

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from . import validate
 from .toy import GaussianMixture2D
 
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -125,8 +126,7 @@ def euler_sample(velocity_fn: VelocityFn, x_1: torch.Tensor, steps: int) -> torc
         steps: a positive int.
         Returns ``x_0`` ``[B, ...]``.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    validate.integer(steps, "steps", minimum=1)
     x = x_1.clone()
     for i in range(steps, 0, -1):
         tau = torch.full((x.shape[0],), i / steps, dtype=torch.float64)

@@ -24,15 +24,10 @@ from typing import Callable
 
 import torch
 
+from . import validate
 from .diffusion import EpsFn, Schedule, _sample_loop
 
 NoisedScoreFn = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-def _check_snr(snr: float) -> float:
-    if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not math.isfinite(snr) or snr <= 0:
-        raise ValueError(f"snr must be a finite number > 0, got {snr!r}")
-    return float(snr)
 
 
 def snr_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float) -> float:
@@ -44,7 +39,7 @@ def snr_step_size(score: torch.Tensor, noise: torch.Tensor, snr: float) -> float
         noise: ``[B, ...]``, the shape of ``score``.
         snr: ``r``, a finite float > 0.
     """
-    snr = _check_snr(snr)
+    snr = validate.number(snr, "snr", above=0)
     if not isinstance(score, torch.Tensor) or not isinstance(noise, torch.Tensor) or score.shape != noise.shape:
         raise ValueError("score and noise must be tensors of one shape [B, ...]")
     score_norm = score.reshape(score.shape[0], -1).norm(dim=1).mean()
@@ -117,11 +112,9 @@ def sample_pc(eps_fn: EpsFn, shape: tuple[int, ...], schedule: Schedule, *, step
         dtype, device: of the drawn ``x_T``.
         progress: show a progress bar.
     """
-    if isinstance(corrector_steps, bool) or not isinstance(corrector_steps, int) or corrector_steps < 0:
-        raise ValueError(f"corrector_steps must be an integer >= 0, got {corrector_steps!r}")
-    if isinstance(corrector_min_t, bool) or not isinstance(corrector_min_t, int):
-        raise ValueError(f"corrector_min_t must be an integer, got {corrector_min_t!r}")
-    _check_snr(snr)
+    validate.integer(corrector_steps, "corrector_steps", minimum=0)
+    validate.integer(corrector_min_t, "corrector_min_t")
+    snr = validate.number(snr, "snr", above=0)
     corrector = corrector_eps_fn if corrector_eps_fn is not None else eps_fn
 
     def correct(x: torch.Tensor, t: int) -> torch.Tensor:

@@ -133,8 +133,7 @@ class GaussianMixture2D:
         Args:
             n: an int >= 0; y: ``None`` (drawn by weight), an int, or ``[n]`` long.
             generator: the source of the draws."""
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        validate.integer(n, "n", minimum=0)
         if y is None:
             comp = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else \
                 torch.zeros(0, dtype=torch.long)
@@ -154,9 +153,7 @@ class GaussianMixture2D:
 
     def noised(self, alpha_bar: float) -> "GaussianMixture2D":
         """The exact law of ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` with ``a = alpha_bar``."""
-        a = float(alpha_bar)
-        if not (math.isfinite(a) and 0 < a <= 1):
-            raise ValueError(f"alpha_bar must lie in (0, 1], got {alpha_bar!r}")
+        a = validate.number(alpha_bar, "alpha_bar", above=0, maximum=1)
         return GaussianMixture2D(*noised_gaussians(self.means, self.covs, a, 1 - a), self.weights, self.labels)
 
     def _joint(self, x: torch.Tensor):
@@ -258,18 +255,13 @@ class GaussianMixture2D:
     def broadened(self, delta: float) -> "GaussianMixture2D":
         """The same mixture with every covariance ``S_k + delta^2 I``: the data law blurred by
         ``N(0, delta^2 I)``, whose exact ``eps_fn`` is a "bad model" for autoguidance."""
-        if isinstance(delta, torch.Tensor) and delta.numel() == 1:
-            delta = delta.item()
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) or delta < 0:
-            raise ValueError(f"delta must be a finite number >= 0, got {delta!r}")
+        delta = validate.number(delta, "delta", minimum=0)
         eye = torch.eye(2, dtype=torch.float64)
         return GaussianMixture2D(self.means, self.covs + delta**2 * eye, self.weights, self.labels)
 
     def conditional(self, y: int) -> "GaussianMixture2D":
         """``p(x | y)`` as a one-class mixture of class ``y``'s components."""
-        if isinstance(y, bool) or not isinstance(y, int):
-            raise ValueError(f"y must be an int in 0..{self.num_classes - 1}, got {y!r}")
-        validate.labels(y, 1, self.num_classes)
+        validate.integer(y, "y", minimum=0, maximum=self.num_classes - 1)
         keep = self.labels == y
         return GaussianMixture2D(self.means[keep], self.covs[keep], self.weights[keep])
 
@@ -362,12 +354,10 @@ def branches(depth: int = 4, length: float = 1.5, per_branch: int = 3, thickness
     children are ``0.7`` times as long and thin, turned by ``+-0.6 * 0.8^level`` rad; a branch's
     mass is ``length * 0.5^level``. Low-density gaps separate the branches, so a model that
     blurs the data leaks mass into them."""
-    for name, value in (("depth", depth), ("per_branch", per_branch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    for name, value in (("length", length), ("thickness", thickness)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    validate.integer(depth, "depth", minimum=1)
+    validate.integer(per_branch, "per_branch", minimum=1)
+    validate.number(length, "length", above=0)
+    validate.number(thickness, "thickness", above=0)
     means, covs, weights, labels = [], [], [], []
 
     def grow(y: int, level: int, start: torch.Tensor, angle: float, size: float) -> None:

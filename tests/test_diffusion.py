@@ -258,6 +258,9 @@ def test_ddim_eta_one_over_all_steps_equals_ddpm():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(steps=0), "steps"), (dict(steps=101), "steps"), (dict(eta=float("nan")), "eta"),
     (dict(eta=-0.5), "eta"), (dict(x_T=torch.zeros(3, 2)), "x_T"),
+    (dict(eta=True), "^eta must be a finite number >= 0, got True"),
+    (dict(progress="yes"), "^progress must be True or False"),
+    (dict(return_trajectory=1), "^return_trajectory must be True or False"),
 ])
 def test_sample_bad_arguments(kwargs, match):
     s = diffusion.make_schedule("linear", 100)

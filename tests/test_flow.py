@@ -60,7 +60,8 @@ def test_euler_on_exact_velocity_samples_the_class():
     (lambda: flow.velocity_from_eps(X, X, flow.linear_path(torch.ones(64, dtype=torch.float64))), "a must"),
     (lambda: flow.velocity_from_eps(X[:3], X, flow.linear_path(TAU)), "eps"),
     (lambda: flow.mixture_velocity_fn("m"), "mixture"),
-    (lambda: flow.euler_sample(flow.mixture_velocity_fn(MIX), X, 0), "steps"),
+    (lambda: flow.euler_sample(flow.mixture_velocity_fn(MIX), X, 0), "^steps must be an integer >= 1, got 0"),
+    (lambda: flow.euler_sample(flow.mixture_velocity_fn(MIX), X, True), "^steps must be an integer >= 1, got True"),
 ])
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):

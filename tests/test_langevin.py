@@ -64,6 +64,10 @@ def test_eps_fn_from_noised_score_is_the_exact_denoiser():
     (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=5, snr=float("nan")), "snr"),
     (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=0), "steps"),
     (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=5, x_T=torch.zeros(3, 2)), "x_T"),
+    (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=5, corrector_min_t=1.5), "^corrector_min_t must be"),
+    (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=5, corrector_steps=True),
+     "^corrector_steps must be an integer >= 0, got True"),
+    (lambda: langevin.sample_pc(MIX.eps_fn(S), (4, 2), S, steps=5, progress=1), "^progress must be True or False"),
 ])
 def test_bad_arguments_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):

@@ -312,9 +312,13 @@ def test_labelled_sampling_is_reproducible_and_handles_one_component_classes():
     (lambda m: toy.GaussianMixture2D(torch.zeros(0, 2), torch.zeros(0, 2, 2), torch.zeros(0)), "means must"),
     (lambda m: m.score(torch.zeros(4, 2, 1)), r"x must be a tensor of shape \[n, 2\], got \(4, 2, 1\)"),
     (lambda m: m.score([[0.0, 0.0]]), r"x must be a tensor of shape \[n, 2\], got list"),
-    (lambda m: m.noised(1.5), "alpha_bar must lie in"),
-    (lambda m: m.broadened(True), "delta must"),
-    (lambda m: m.conditional(1.5), r"y must be an int in 0..2, got 1.5"),
+    (lambda m: m.noised(1.5), r"^alpha_bar must be a finite number > 0 and <= 1, got 1.5"),
+    (lambda m: m.broadened(True), "^delta must be a finite number >= 0, got True"),
+    (lambda m: m.broadened(-0.1), "^delta must be a finite number >= 0"),
+    (lambda m: m.conditional(1.5), r"^y must be an integer in 0..2, got 1.5"),
+    (lambda m: m.conditional(3), r"^y must be an integer in 0..2, got 3"),
+    (lambda m: toy.branches(depth=0), "^depth must be an integer >= 1, got 0"),
+    (lambda m: toy.branches(thickness=float("inf")), "^thickness must be a finite number > 0"),
 ])
 def test_bad_arguments_one_clause_at_a_time(call, match):
     with pytest.raises(ValueError, match=match):
@@ -345,7 +349,7 @@ def test_sample_sizes_and_seeds():
     mix = overlapping()
     x, y = mix.sample(0)
     assert x.shape == (0, 2) and y.shape == (0,) and y.dtype == torch.long
-    with pytest.raises(ValueError, match="^n must be a non-negative integer"):
+    with pytest.raises(ValueError, match="^n must be an integer >= 0, got -1"):
         mix.sample(-1)
     a = mix.sample(300, generator=torch.Generator().manual_seed(2))
     b = mix.sample(300, generator=torch.Generator().manual_seed(2))
