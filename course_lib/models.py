@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import validate
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     """Sinusoidal embedding ``[B] -> [B, dim]`` of time ``t`` in ``[0, T)``: the Transformer
@@ -73,8 +75,7 @@ def check_model_inputs(x: torch.Tensor, t: torch.Tensor, T: int, feature_shape: 
 def _check_sizes(num_classes: int, T: int, width: int, depth: int, min_classes: int) -> None:
     for name, value, low in (("num_classes", num_classes, min_classes), ("T", T, 2), ("width", width, 2),
                              ("depth", depth, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        validate.integer(value, name, minimum=low)
 
 
 class ResidualBlock(nn.Module):
@@ -176,8 +177,7 @@ class FixedTimeClassifier(nn.Module):
 
     def __init__(self, classifier: nn.Module, t0: int = 0) -> None:
         super().__init__()
-        if isinstance(t0, bool) or not isinstance(t0, int) or t0 < 0:
-            raise ValueError(f"t0 must be a non-negative integer time step, got {t0!r}")
+        validate.integer(t0, "t0", minimum=0, hint=" (a time step)")
         self.classifier, self.t0 = classifier, t0
         self.num_classes, self.T = getattr(classifier, "num_classes", None), getattr(classifier, "T", None)
 

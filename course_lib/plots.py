@@ -20,6 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
+from . import validate
+
 # matplotlib's tab10: distinct, familiar, and readable by most colour-blind viewers for K <= 4.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -36,8 +38,7 @@ def set_style() -> None:
 
 def class_colors(K: int) -> list[str]:
     """The colour of each class ``0..K-1``: the same in every lesson (tab10, then turbo for K > 10)."""
-    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    validate.integer(K, "K", minimum=1)
     if K <= len(PALETTE):
         return PALETTE[:K]
     return [mpl.colors.to_hex(c) for c in mpl.colormaps["turbo"](np.linspace(0.05, 0.95, K))]
@@ -268,10 +269,8 @@ def tile_images(images, nrow: int = 8, padding: int = 2) -> np.ndarray:
     a = _array(images, "images", "[B, 1, H, W]", 4)
     if a.shape[1] != 1 or a.shape[0] < 1:
         raise ValueError(f"images must have shape [B, 1, H, W] with B >= 1, got {a.shape}")
-    if not isinstance(nrow, int) or isinstance(nrow, bool) or nrow < 1:
-        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
-    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-        raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+    validate.integer(nrow, "nrow", minimum=1)
+    validate.integer(padding, "padding", minimum=0)
     B, _, H, W = a.shape
     cols, rows, h, w = min(nrow, B), -(-B // nrow), H + padding, W + padding
     canvas = np.ones((rows * h + padding, cols * w + padding))  # white gutters between tiles
@@ -331,8 +330,7 @@ def digit_table(images: torch.Tensor, ncol: int, ax=None, *, col_labels: Sequenc
                 row_labels: Sequence | None = None, title: str | None = None, padding: int = 2):
     """:func:`image_grid` of ``images [B, 1, H, W]``, ``ncol`` to a row,
     with a label above each column and, optionally, left of each row. Returns the axes."""
-    if not isinstance(ncol, int) or isinstance(ncol, bool) or ncol < 1:
-        raise ValueError(f"ncol must be a positive integer, got {ncol!r}")
+    validate.integer(ncol, "ncol", minimum=1)
     ax = image_grid(images, nrow=ncol, ax=ax, padding=padding, title="")
     B, _, H, W = images.shape
     nrows = -(-B // ncol)

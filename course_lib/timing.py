@@ -6,6 +6,8 @@ import statistics
 import time
 from typing import Callable
 
+from . import validate
+
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, *, warmup: int = 1,
                    clock: Callable[[], float] = time.perf_counter) -> float:
@@ -13,10 +15,8 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, *, warmup: int = 
 
     ``clock`` is wall-clock time by default; ``time.process_time`` counts only the CPU
     time of this process, so other programs on a busy machine do not inflate it."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    validate.integer(repeats, "repeats", minimum=1)
+    validate.integer(warmup, "warmup", minimum=0)
     for _ in range(warmup):
         fn()
     times = []

@@ -61,7 +61,8 @@ EXERCISES = [
              hint="write log p_t(k | x) by Bayes' rule with lesson 0's law of a noised class; with one covariance "
                   "shared by every class, which terms are the same for all k and so cancel in the softmax?",
              twins=(f"{_MIXTURE}.posterior", f"{_MIXTURE}.log_posterior_fn", f"{_MIXTURE}.log_prob",
-                    f"{_MIXTURE}.score", "course_lib.toy.OracleClassifier")),
+                    f"{_MIXTURE}.score", "course_lib.toy.OracleClassifier", "course_lib.oracles.OracleClassifier",
+                    "course_lib.oracles.log_posterior_fn", f"{_MIXTURE}.noised_log_posterior")),
     Exercise(name="classifier_grad_from_logits",
              lesson=LESSON,
              points=1,

@@ -73,7 +73,9 @@ EXERCISES = [
              tolerance=1e-5,
              hint="first write the law of x_t when x_0 is Gaussian (section 1: mean and covariance of a noised "
                   "component), take its score, then turn the score into a noise prediction (section 4)",
-             twins=(f"{_MIXTURE}.eps_fn", f"{_MIXTURE}.score", f"{_MIXTURE}.log_prob", "course_lib.toy.OracleDenoiser")),
+             twins=(f"{_MIXTURE}.eps_fn", f"{_MIXTURE}.score", f"{_MIXTURE}.log_prob", "course_lib.toy.OracleDenoiser",
+                    "course_lib.oracles.eps_fn", "course_lib.oracles.OracleDenoiser",
+                    "course_lib.toy.GaussianMixture2D.noised_score", "course_lib.toy.GaussianMixture2D.denoised")),
     Exercise(name="ddim_as_euler",
              lesson=LESSON,
              points=1,

@@ -52,7 +52,8 @@ EXERCISES = [
              hint="the null label's minimiser averages the per-label ones; with which weights, once x_t is seen? "
                   "Work with log-probabilities until the last step: far from the data the likelihoods underflow",
              twins=("course_lib.toy.GaussianMixture2D.eps_fn", "course_lib.toy.GaussianMixture2D.posterior",
-                    "course_lib.toy.OracleDenoiser")),
+                    "course_lib.toy.OracleDenoiser", "course_lib.oracles.eps_fn", "course_lib.oracles.OracleDenoiser",
+                    "course_lib.toy.GaussianMixture2D.noised_score", "course_lib.toy.GaussianMixture2D.denoised")),
     Exercise(name="noisy_label_eps",
              lesson=LESSON,
              points=1,
@@ -62,7 +63,8 @@ EXERCISES = [
                   "(x_t, the stored label). Which true classes could sit behind a stored label y, and how likely is "
                   "each, once x_t is seen as well?",
              twins=("course_lib.toy.GaussianMixture2D.eps_fn", "course_lib.toy.GaussianMixture2D.posterior",
-                    "course_lib.toy.OracleDenoiser")),
+                    "course_lib.toy.OracleDenoiser", "course_lib.oracles.eps_fn", "course_lib.oracles.OracleDenoiser",
+                    "course_lib.toy.GaussianMixture2D.noised_score", "course_lib.toy.GaussianMixture2D.denoised")),
     Exercise(name="gaussian_loss_floor",
              lesson=LESSON,
              points=1,

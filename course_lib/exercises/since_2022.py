@@ -107,5 +107,5 @@ EXERCISES = [
              hint="section 6: divide x_t by a number to put it on the flow's path (which tau?); the noise in it is the "
                   "same noise, so what are E[eps | x_tau] and E[x0 | x_tau]?",
              twins=("course_lib.flow.velocity_from_eps", "course_lib.flow.eps_from_velocity",
-                    "course_lib.flow.mixture_velocity_fn")),
+                    "course_lib.flow.mixture_velocity_fn", "course_lib.toy.GaussianMixture2D.denoised")),
 ]

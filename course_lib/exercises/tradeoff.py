@@ -101,7 +101,9 @@ EXERCISES = [
                   "(Tweedie, lesson 0), so every deterministic DDIM step multiplies the distance to the class mean "
                   "by a number; multiply them",
              twins=("course_lib.diffusion.sample", "course_lib.diffusion.ddim_step",
-                    "course_lib.toy.GaussianMixture2D.eps_fn", "course_lib.toy.GaussianMixture2D.score")),
+                    "course_lib.toy.GaussianMixture2D.eps_fn", "course_lib.toy.GaussianMixture2D.score",
+                    "course_lib.oracles.eps_fn", "course_lib.oracles.OracleDenoiser", "course_lib.toy.OracleDenoiser",
+                    "course_lib.toy.GaussianMixture2D.noised_score", "course_lib.toy.GaussianMixture2D.denoised")),
     Exercise(name="leak_repair_weight",
              lesson=LESSON,
              points=1,
