@@ -55,13 +55,25 @@ def _log_probs(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torc
 
 
 def accuracy(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of points whose most probable class is their label: ``mean(argmax_k log p(k | x_t) == y)``."""
+    """Share of points whose most probable class is their label: ``mean(argmax_k log p(k | x_t) == y)``.
+
+    Args:
+        log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
+        x: ``[B, ...]`` the noised inputs ``x_t``.
+        t: ``[B]`` long time steps in ``0..T-1``.
+        y: ``[B]`` long labels in ``0..K-1``."""
     return float((_log_probs(log_prob_fn, x, t, y).argmax(dim=1) == y).double().mean())
 
 
 def cross_entropy(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> float:
     """Mean ``-log p(y | x_t)`` over the points, in nats: low only if the classifier is
-    both right and honest about its confidence (an over-confident mistake costs a lot)."""
+    both right and honest about its confidence (an over-confident mistake costs a lot).
+
+    Args:
+        log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
+        x: ``[B, ...]`` the noised inputs ``x_t``.
+        t: ``[B]`` long time steps in ``0..T-1``.
+        y: ``[B]`` long labels in ``0..K-1``."""
     log_probs = _log_probs(log_prob_fn, x, t, y)
     return float(-log_probs.gather(1, y[:, None]).double().mean())
 
@@ -133,7 +145,11 @@ def data_metrics_vs_t(log_prob_fns: Mapping[str, LogProbFn], x0: torch.Tensor, y
 def noisy_accuracy(classifier: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, schedule: Schedule,
                    ts: tuple[int, ...] = (0, 100, 250, 500, 750), seed: int = 0) -> dict[str, float]:
     """Accuracy of a noise-aware classifier on ``x_t = q_sample(x0, t)`` at each ``t`` in ``ts``,
-    keyed by ``str(t)``: :func:`data_metrics_vs_t` for one classifier on digits ``x0 [N, 1, 28, 28]``."""
+    keyed by ``str(t)``: :func:`data_metrics_vs_t` for one classifier.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` clean digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``."""
     check_digits(x0, y)
     by_t = data_metrics_vs_t({"classifier": classifier_log_prob_fn(classifier)}, x0, y, schedule, list(ts),
                              seed=seed)["classifier"]["accuracy"]
@@ -186,10 +202,15 @@ def label_gradients(log_prob_fn: LogProbFn, x: torch.Tensor, t: int) -> tuple[to
 def gradient_error(log_prob_fn: LogProbFn, reference_fn: LogProbFn, x: torch.Tensor, t: torch.Tensor,
                    y: torch.Tensor | int) -> dict[str, float]:
     """How far ``g = grad_x log p(y | x_t)`` of ``log_prob_fn`` is from ``g*`` of ``reference_fn``
-    (typically the exact posterior), over the points ``x [B, 2]``:
+    (typically the exact posterior), over the points ``x``:
 
     - ``relative_error = E||g - g*||^2 / E||g*||^2`` (0 is perfect, 1 is as bad as ``g = 0``);
     - ``cosine``: the mean cosine of the angle between ``g`` and ``g*`` (1: same directions).
+
+    Args:
+        x: ``[B, d]`` points (``[B, 2]`` on a 2-D mixture).
+        t: ``[B]`` long time steps in ``0..T-1``.
+        y: an int or a long tensor ``[B]`` of labels in ``0..K-1``.
     """
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[0] < 1:
         raise ValueError("x must be a tensor [B, d] with B >= 1")
@@ -213,7 +234,11 @@ def guided_step_cost(eps_fn: EpsFn, log_prob_fn: LogProbFn, y: torch.Tensor | in
     ``ratio = guided / unguided``.
 
     ``compare`` names further ``eps_fn`` s to time in the same rounds, e.g.
-    ``{"cfg": ...}`` for a classifier-free guided step; each adds a key of its name."""
+    ``{"cfg": ...}`` for a classifier-free guided step; each adds a key of its name.
+
+    Args:
+        y: an int or a long tensor ``[B]`` of labels in ``0..K-1``.
+        x: ``[B, ...]`` the batch at step ``t`` (an int shared by the batch)."""
     validate.integer(t, "t", minimum=0, maximum=schedule.T - 1)
     validate.integer(repeats, "repeats", minimum=1)
     t_batch = torch.full((x.shape[0],), t, dtype=torch.long)

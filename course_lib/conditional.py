@@ -138,7 +138,10 @@ def cfg_grid(model: torch.nn.Module, w: float, x_T: torch.Tensor, steps: int = 2
     Sample ``i`` is digit ``i % 10`` (:func:`grid_labels`), drawn with
     ``eps_tilde = (1 + w) eps(x_t, y) - w eps(x_t, null)`` (Ho & Salimans 2021, eq. 6)
     by DDIM over ``steps`` steps (``eta = 0``: deterministic, so the same ``x_T``
-    at two weights shows what the weight alone changes). Clipped to ``[-1, 1]``."""
+    at two weights shows what the weight alone changes). Clipped to ``[-1, 1]``.
+
+    Args:
+        x_T: ``[10 * m, 1, 28, 28]`` float starting noise (``m`` samples of each digit)."""
     m = _grid_size(x_T)
     schedule = model_schedule(model, schedule)
     eps_fn = guidance.model_cfg_eps_fn(model, grid_labels(m), w, NUM_CLASSES)
@@ -154,7 +157,10 @@ def classifier_grid(model: torch.nn.Module, classifier: torch.nn.Module, gamma: 
     The unconditional prediction ``eps(x_t, null)`` of ``model`` steered by the
     noise-aware ``classifier``: ``eps_hat = eps(x_t) - gamma sigma_t grad log p_phi(y | x_t)``
     (Dhariwal & Nichol 2021, Algorithm 2 in eps form). ``gamma = 0`` is unconditional,
-    ``gamma = 1`` the Bayes conditional. Sample ``i`` is digit ``i % 10``."""
+    ``gamma = 1`` the Bayes conditional. Sample ``i`` is digit ``i % 10``.
+
+    Args:
+        x_T: ``[10 * m, 1, 28, 28]`` float starting noise (``m`` samples of each digit)."""
     m = _grid_size(x_T)
     schedule = model_schedule(model, schedule)
     uncond = guidance.model_eps_fn(model, NUM_CLASSES, NUM_CLASSES)

@@ -204,8 +204,12 @@ def _announce(err: MNISTUnavailable, folder: Path) -> None:
 # --------------------------------------------------------------------------- labelled subsets
 
 def check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x0") -> None:
-    """Raise ``ValueError`` unless ``x`` is a float tensor ``[N, 1, 28, 28]`` (N >= 1) and ``y``,
-    if given, a long tensor ``[N]`` of labels in ``0..9``."""
+    """Raise ``ValueError`` unless ``x`` and ``y`` are labelled digits.
+
+    Args:
+        x: a float tensor ``[N, 1, 28, 28]`` (N >= 1) of digits in ``[-1, 1]``.
+        y: ``None`` or a long tensor ``[N]`` of labels in ``0..9``.
+        name: what to call ``x`` in the message."""
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE or \
             not x.is_floating_point() or x.shape[0] < 1:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -218,7 +222,13 @@ def check_digits(x: torch.Tensor, y: torch.Tensor | None = None, name: str = "x0
 
 
 def balanced_subset(x: torch.Tensor, y: torch.Tensor, m: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``m`` digits of each class, ordered like ``conditional.grid_labels`` (sample ``i`` is digit ``i % 10``)."""
+    """``m`` digits of each class, ordered like ``conditional.grid_labels`` (sample ``i`` is digit ``i % 10``).
+
+    Args:
+        x: ``[N, 1, 28, 28]`` digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``.
+
+    Returns ``(x [10 * m, 1, 28, 28], y [10 * m])``."""
     check_digits(x, y)
     g = torch.Generator().manual_seed(seed)
     picks = []

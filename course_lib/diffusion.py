@@ -25,7 +25,10 @@ EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class Schedule:
     """A discrete noise schedule: ``betas``, ``alphas = 1 - betas`` and
-    ``alpha_bars = cumprod(alphas)``, each a float64 tensor of length ``T``."""
+    ``alpha_bars = cumprod(alphas)``, each a float64 tensor of length ``T``.
+
+    Args:
+        betas: ``[T]`` floats strictly between 0 and 1 (stored as float64 on the CPU)."""
 
     betas: torch.Tensor
 

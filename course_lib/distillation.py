@@ -88,7 +88,11 @@ def from_teacher(teacher: ConditionalUNet, w_max: float = 4.0) -> GuidanceUNet:
 
 
 def distilled_eps_fn(model: GuidanceUNet, y: Tensor | int, w: float) -> EpsFn:
-    """``eps_fn`` of the distilled model at labels ``y`` and weight ``w``: one network call per step."""
+    """``eps_fn`` of the distilled model at labels ``y`` and weight ``w``: one network call per step.
+
+    Args:
+        y: an int or a long tensor ``[B]`` of labels in ``0..K-1`` (``B``: the sampler's batch).
+        w: the guidance weight, a float in ``0..model.w_max``."""
     w = validate.number(w, "w", minimum=0, maximum=model.w_max, hint=" (the distilled range)")
 
     def eps_fn(x: Tensor, t: Tensor) -> Tensor:
@@ -106,7 +110,11 @@ def distill(student: GuidanceUNet, teacher: ConditionalUNet, x0: Tensor, y: Tens
     """Train ``student`` in place to regress the teacher's CFG prediction (Meng et al. 2023,
     stage one): per example ``x_t = q_sample(x0, t, noise)``, ``t`` uniform, ``w ~ U[w_min, w_max]``
     (default ``student.w_max``), loss ``|| eps_s(x_t, t, y, w) - ((1 + w) eps(x_t, y) - w eps(x_t, null)) ||^2``.
-    Adam at constant ``lr``, the EMA of the weights kept (``ema_decay``). Returns the loss history."""
+    Adam at constant ``lr``, the EMA of the weights kept (``ema_decay``). Returns the loss history.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` training digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..K-1`` (``K = teacher.num_classes``)."""
     w_max = student.w_max if w_max is None else w_max
     if not (0.0 <= w_min < w_max <= student.w_max):
         raise ValueError(f"w_min and w_max must satisfy 0 <= w_min < w_max <= {student.w_max:g}, "
@@ -182,7 +190,11 @@ class DistillRecipe:
 def train_distilled(teacher: ConditionalUNet, x0: Tensor, y: Tensor, schedule: Schedule,
                     recipe: DistillRecipe = DistillRecipe(), *,
                     progress: bool = True) -> tuple[GuidanceUNet, TrainHistory]:
-    """Distil ``teacher`` into a :class:`GuidanceUNet` by ``recipe`` (seeded); returns it in eval mode."""
+    """Distil ``teacher`` into a :class:`GuidanceUNet` by ``recipe`` (seeded); returns it in eval mode.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` training digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..K-1``."""
     student = from_teacher(teacher, recipe.w_max)
     history = distill(student, teacher, x0, y, schedule, steps=recipe.steps, batch_size=recipe.batch_size,
                       lr=recipe.lr, w_min=recipe.w_min, w_max=recipe.w_max, ema_decay=recipe.ema_decay,

@@ -45,7 +45,11 @@ def shared_rows(t: torch.Tensor, y: torch.Tensor | None = None):
     """For a batch that shares one ``t`` (a sampler's): ``(t_rows, y_rows, index)``,
     the distinct ``(t, y)`` pairs and each sample's row, so that features of
     ``(t, y)`` are computed per row and gathered with ``index``. Otherwise
-    ``(t, y, None)``: one row per sample, nothing to gather."""
+    ``(t, y, None)``: one row per sample, nothing to gather.
+
+    Args:
+        t: ``[B]`` long time steps.
+        y: ``None`` or ``[B]`` long labels."""
     if t.numel() < 2 or not bool((t == t[0]).all()):
         return t, y, None
     if y is None:
@@ -89,6 +93,7 @@ class ResidualBlock(nn.Module):
         self.outer = nn.Linear(width, width)
 
     def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """``h`` ``[B, width]`` features, ``cond`` ``[B, width]`` each sample's ``cond(c)`` ``-> [B, width]``."""
         return h + self.outer(F.silu(self.inner(self.norm(h)) + cond))
 
 
@@ -182,4 +187,6 @@ class FixedTimeClassifier(nn.Module):
         self.num_classes, self.T = getattr(classifier, "num_classes", None), getattr(classifier, "T", None)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, ...]`` as the classifier takes it (``[B, 2]`` points), ``t`` long ``[B]``
+        (ignored: every row is read at ``t0``) ``-> logits [B, K]``."""
         return self.classifier(x, torch.full_like(t, self.t0))

@@ -30,10 +30,19 @@ class NoisedMixture(Protocol):
     def num_classes(self) -> int: ...
 
     def noised_score(self, x: torch.Tensor, signal_var: torch.Tensor, noise_var: torch.Tensor,
-                     y: torch.Tensor | int | None = None) -> torch.Tensor: ...
+                     y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """The exact score ``grad log p(x [| y])`` ``[B, 2]``.
+
+        Args:
+            x: ``[B, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64;
+            y: ``None`` (the marginal), an int or ``[B]`` long."""
 
     def noised_log_posterior(self, x: torch.Tensor, signal_var: torch.Tensor,
-                             noise_var: torch.Tensor) -> torch.Tensor: ...
+                             noise_var: torch.Tensor) -> torch.Tensor:
+        """The exact ``log p(y | x)`` ``[B, C]``.
+
+        Args:
+            x: ``[B, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64."""
 
 
 def _alpha_bars(x: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:

@@ -299,7 +299,10 @@ def plot_confusion(confusion: torch.Tensor, ax=None, *, title: str | None = None
                    fontsize: float = 10):
     """Draw a confusion matrix (:func:`course_lib.sample_metrics.confusion_matrix`) as row shares: rows the label asked for (the last
     one, if present, the null label ``null_name``), columns the judge's verdict, each
-    cell its share of the row in percent (``fontsize`` points). Returns the axes."""
+    cell its share of the row in percent (``fontsize`` points). Returns the axes.
+
+    Args:
+        confusion: ``[K + 1, K]`` (or ``[K, K]``) counts, row ``K`` the null label."""
     if not isinstance(confusion, torch.Tensor) or confusion.ndim != 2 \
             or confusion.shape[0] not in (confusion.shape[1], confusion.shape[1] + 1):
         raise ValueError("confusion must be a [K + 1, K] (or [K, K]) matrix of counts")

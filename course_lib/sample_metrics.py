@@ -181,7 +181,12 @@ def score_2d(samples: torch.Tensor, mixture: GaussianMixture2D, y: int | None, r
       is given);
     - ``off_plot``: how many samples lie outside ``extent = (xmin, xmax, ymin, ymax)`` (only when given).
 
-    Non-finite samples (a diverged sampler) are left out of every score and counted in ``off_plot``."""
+    Non-finite samples (a diverged sampler) are left out of every score and counted in ``off_plot``.
+
+    Args:
+        samples: ``[n, 2]`` one tensor (for a dict ``{label: [n, 2]}``, use :func:`fit_by_class`).
+        y: ``None`` or a label, an int in ``0..K-1``.
+        reference: ``[m, 2]`` exact samples, ``m >= 2`` (``m > k`` when ``k`` is given)."""
     if not isinstance(samples, torch.Tensor) or samples.ndim != 2 or samples.shape[1] != 2:
         raise ValueError("samples must be a tensor of shape [n, 2]")
     if y is not None:
@@ -280,7 +285,11 @@ def judge_verdicts(judge: torch.nn.Module, images: torch.Tensor, batch_size: int
 
 @torch.no_grad()
 def judged_accuracy(judge: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """The share of ``images`` that the independent ``judge`` classifies as the digit they were asked to be."""
+    """The share of ``images`` that the independent ``judge`` classifies as the digit they were asked to be.
+
+    Args:
+        images: ``[N, 1, 28, 28]`` digits in ``[-1, 1]``.
+        labels: ``[N]`` long, the digit each was asked to be, in ``0..9``."""
     check_digits(images, labels, name="images")
     return float((judge_verdicts(judge, images) == labels).double().mean())
 
@@ -296,7 +305,11 @@ def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int
     """Counts ``[K + 1, K]`` (long): entry ``[k, j]`` is how many samples asked for label ``k``
     the judge called ``j`` (``sklearn.confusion_matrix``). Row ``K`` holds the samples
     drawn with the null label, so its counts, divided by their sum, are the class shares of
-    the unconditional samples."""
+    the unconditional samples.
+
+    Args:
+        asked: ``[N]`` long labels asked for, in ``0..K`` (``K``: the null label).
+        judged: ``[N]`` long verdicts in ``0..K-1`` (:func:`judge_verdicts`)."""
     validate.integer(num_classes, "num_classes", minimum=1)
     if not isinstance(asked, torch.Tensor) or asked.ndim != 1:
         raise ValueError(f"asked must be a 1-D long tensor of labels in 0..{num_classes}")
@@ -311,7 +324,10 @@ def confusion_matrix(asked: torch.Tensor, judged: torch.Tensor, num_classes: int
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
     """The share ``[K]`` (float64) of the samples asked for each label ``k`` that the judge
     called ``k``: the diagonal of a :func:`confusion_matrix` over its row sums (NaN for a
-    label with no samples). The null-label row is not a class and is left out."""
+    label with no samples). The null-label row is not a class and is left out.
+
+    Args:
+        confusion: ``[K + 1, K]`` (or ``[K, K]``) counts."""
     if not isinstance(confusion, torch.Tensor) or confusion.ndim != 2 \
             or confusion.shape[0] not in (confusion.shape[1], confusion.shape[1] + 1) or confusion.shape[1] < 1:
         raise ValueError("confusion must be a [K + 1, K] (or [K, K]) matrix of counts")
@@ -323,7 +339,11 @@ def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
 
 def within_class_diversity(images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over digits of the mean pairwise pixel distance between samples of that digit
-    (:func:`course_lib.mean_pairwise_distance`); every digit needs two samples."""
+    (:func:`course_lib.mean_pairwise_distance`); every digit needs two samples.
+
+    Args:
+        images: ``[N, 1, 28, 28]`` digits in ``[-1, 1]``.
+        labels: ``[N]`` long labels in ``0..9``, each present one at least twice."""
     check_digits(images, labels, name="images")
     per_class = []
     for k in labels.unique().tolist():

@@ -32,7 +32,10 @@ def fixed_cfg_eps_fn(model: torch.nn.Module, labels: torch.Tensor, w: float, sch
                      phi: float = 0.7) -> diffusion.EpsFn:
     """CFG at weight ``w`` for ``labels`` with one fix: ``"none"``, ``"threshold"``
     (:func:`guidance.thresholded` with ``percentile`` and ``max_value``) or ``"rescale"``
-    (:func:`guidance.rescaled` with ``phi``, the conditional prediction as its reference)."""
+    (:func:`guidance.rescaled` with ``phi``, the conditional prediction as its reference).
+
+    Args:
+        labels: an int or a long tensor ``[B]`` of labels in ``0..K-1`` (``B``: the sampler's batch)."""
     if fix not in FIXES:
         raise ValueError(f"fix must be one of {FIXES}, got {fix!r}")
     K = getattr(model, "num_classes", NUM_CLASSES)
@@ -49,7 +52,10 @@ def guided_digits(model: torch.nn.Module, w: float, x_T: torch.Tensor, fix: str 
                   schedule: diffusion.Schedule | None = None, **fix_options) -> torch.Tensor:
     """Digits ``[10 * m, 1, 28, 28]`` (sample ``i`` is digit ``i % 10``) by deterministic DDIM from
     ``x_T`` under CFG at ``w`` with ``fix`` (:func:`fixed_cfg_eps_fn`), **not** clamped: pixels
-    outside ``[-1, 1]`` are the oversaturation that a final clamp hides."""
+    outside ``[-1, 1]`` are the oversaturation that a final clamp hides.
+
+    Args:
+        x_T: ``[10 * m, 1, 28, 28]`` float starting noise (``m`` samples of each digit)."""
     if not isinstance(x_T, torch.Tensor) or x_T.ndim != 4 or x_T.shape[0] % NUM_CLASSES:
         raise ValueError("x_T must be a tensor [10 * m, 1, 28, 28] (m samples of each digit)")
     schedule = model_schedule(model, schedule)
@@ -59,7 +65,10 @@ def guided_digits(model: torch.nn.Module, w: float, x_T: torch.Tensor, fix: str 
 
 
 def outside_fraction(images: torch.Tensor, bound: float = 1.0) -> float:
-    """The share of pixels with ``|x| > bound``, before any clamp (real digits: 0)."""
+    """The share of pixels with ``|x| > bound``, before any clamp (real digits: 0).
+
+    Args:
+        images: ``[N, ...]`` floats, e.g. unclamped digits ``[N, 1, 28, 28]``."""
     if not isinstance(images, torch.Tensor) or images.ndim < 2 or not images.is_floating_point():
         raise ValueError("images must be a float tensor [N, ...]")
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:

@@ -42,7 +42,10 @@ def sweep(model: torch.nn.Module, judge: torch.nn.Module, reference: torch.Tenso
     (within each class) and ``frechet`` (on judge features, to ``reference``: real
     digits or their judge features), with ``seconds`` of sampling. CFG rows come from
     ``ws``; classifier-guidance rows from ``gammas`` (they need the noise-aware
-    ``classifier``). Rows hold both ``w`` and ``gamma``."""
+    ``classifier``). Rows hold both ``w`` and ``gamma``.
+
+    Args:
+        reference: real digits ``[N, 1, 28, 28]`` in ``[-1, 1]``, or their judge features ``[N, feature_dim]``."""
     if gammas and classifier is None:
         raise ValueError("classifier must be given to sweep gammas (classifier guidance)")
     schedule = model_schedule(model, schedule)
@@ -66,7 +69,12 @@ def sweep(model: torch.nn.Module, judge: torch.nn.Module, reference: torch.Tenso
 def real_digits_row(judge: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reference: torch.Tensor, *,
                     m: int = 20, seed: int = 0) -> dict:
     """The same metrics as :func:`sweep` on ``m`` real digits of each class (e.g. the test
-    split): the level a perfect generator would reach with this many samples."""
+    split): the level a perfect generator would reach with this many samples.
+
+    Args:
+        x: ``[N, 1, 28, 28]`` real digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``, each digit at least ``m`` times.
+        reference: real digits ``[N', 1, 28, 28]``, or their judge features ``[N', feature_dim]``."""
     images, labels = balanced_subset(x, y, m, seed)
     ref = reference if reference.ndim == 2 else judge_features(judge, reference)
     return {"guidance": "real digits", "w": float("nan"), "gamma": float("nan"),

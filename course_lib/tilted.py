@@ -39,7 +39,11 @@ from .toy import GaussianMixture2D
 def implicit_classifier_grad(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, x: torch.Tensor, t: torch.Tensor,
                              schedule: Schedule) -> torch.Tensor:
     """The implicit classifier's gradient ``(eps(x_t, null) - eps(x_t, y)) / sigma_t``, shape ``[B, 2]``
-    (or ``[B, ...]``), an estimate of ``grad_x log p(y | x_t)``; ``eps_cond_fn`` holds the label ``y``."""
+    (or ``[B, ...]``), an estimate of ``grad_x log p(y | x_t)``; ``eps_cond_fn`` holds the label ``y``.
+
+    Args:
+        x: ``[B, 2]`` points (or ``[B, ...]``) at step ``t``.
+        t: ``[B]`` long time steps in ``0..T-1``."""
     schedule.check_t(t, x.shape[0])
     return (eps_uncond_fn(x, t) - eps_cond_fn(x, t)) / _per_sample(schedule.sigmas, t, x)
 
@@ -113,7 +117,10 @@ class TiltedDensity:
         with ``x0 ~ p_w`` and ``a = alpha_bar`` in (0, 1), by quadrature over the grid (Tweedie):
         ``(sqrt(a) E[x0 | x_t] - x_t) / (1 - a)``. Accurate where the noised density has its mass, while
         ``sqrt((1 - a) / a)`` spans a cell or more; where it spans several, every ``stride``-th grid point
-        (at most ``max_stride``) suffices."""
+        (at most ``max_stride``) suffices.
+
+        Args:
+            x: ``[n, 2]`` points ``x_t``; alpha_bar: ``a``, a float in (0, 1)."""
         a = float(alpha_bar)
         if not (math.isfinite(a) and 0 < a < 1):
             raise ValueError(f"alpha_bar must lie strictly between 0 and 1, got {alpha_bar!r}")

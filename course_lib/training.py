@@ -114,7 +114,11 @@ def train_diffusion(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor | 
     The learning rate decays along a cosine to 10% of ``lr`` (``lr_decay=False``: it
     stays at ``lr``), after a linear warm-up over ``warmup_steps``. The MNIST U-Net
     uses warm-up and no decay (:class:`course_lib.recipes.DigitsRecipe`): with decay its
-    loss ends lower but its samples follow the label less, which CFG then has to make up."""
+    loss ends lower but its samples follow the label less, which CFG then has to make up.
+
+    Args:
+        x0: ``[N, ...]`` training data: points ``[N, 2]`` or digits ``[N, 1, 28, 28]`` in ``[-1, 1]``.
+        y: ``None`` or a long tensor ``[N]`` of labels in ``0..K-1`` (``K = model.num_classes``)."""
     _check_common(model, x0, y, schedule, steps, batch_size, lr)
     validate.integer(warmup_steps, "warmup_steps", minimum=0)
     p_uncond = validate.number(p_uncond, "p_uncond", minimum=0, maximum=1)
@@ -164,7 +168,11 @@ def train_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, 
                      desc: str = "training classifier") -> TrainHistory:
     """Train ``model(x_t, t) -> logits`` with cross-entropy on ``x_t = q_sample(x0, t)``,
     ``t`` uniform (``noisy=True``), or on clean ``x0`` with ``t = 0`` (``noisy=False``,
-    the classifier that has never seen noise). Returns losses and batch accuracies."""
+    the classifier that has never seen noise). Returns losses and batch accuracies.
+
+    Args:
+        x0: ``[N, ...]`` training data: points ``[N, 2]`` or digits ``[N, 1, 28, 28]`` in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..K-1``."""
     _check_common(model, x0, y, schedule, steps, batch_size, lr)
     if y is None:
         raise ValueError("y must be given: a classifier needs labels")
@@ -194,8 +202,11 @@ def train_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Tensor, 
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image ``[B, 1, H, W]`` by up to ``max_shift`` pixels each way, filling with
-    background (-1): a classifier trained so should not care where on the canvas a digit sits."""
+    """Shift each image by up to ``max_shift`` pixels each way, filling with background (-1):
+    a classifier trained so should not care where on the canvas a digit sits.
+
+    Args:
+        x: ``[B, 1, H, W]`` one-channel images (digits ``[B, 1, 28, 28]``). Returns ``[B, 1, H, W]``."""
     if max_shift == 0:
         return x
     H, W = x.shape[-2:]
@@ -212,7 +223,11 @@ def train_image_classifier(model: torch.nn.Module, x0: torch.Tensor, y: torch.Te
                            progress: bool = True, desc: str = "training classifier") -> TrainHistory:
     """Train ``model(x) -> logits`` (no ``t``: clean images only) with cross-entropy, each batch
     shifted at random by up to ``max_shift`` pixels (:func:`random_shift`); Adam with the
-    cosine decay of :func:`cosine_lr`. Returns losses and batch accuracies."""
+    cosine decay of :func:`cosine_lr`. Returns losses and batch accuracies.
+
+    Args:
+        x0: ``[N, 1, H, W]`` clean images (digits ``[N, 1, 28, 28]`` in ``[-1, 1]``).
+        y: ``[N]`` long labels in ``0..K-1``."""
     validate.integer(max_shift, "max_shift", minimum=0)
     _check_common(model, x0, y, None, steps, batch_size, lr)
     if y is None:

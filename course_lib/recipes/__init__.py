@@ -230,7 +230,11 @@ def train_mnist_cfg(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Di
     """Train the conditional U-Net with label dropout ``p_uncond`` (one network for CFG) by
     :func:`course_lib.training.train_diffusion` (DDPM loss, Adam with a warm-up and, by default, a
     constant learning rate, EMA weights) on ``device`` (None: CUDA, then MPS, then the CPU).
-    Returns the model in eval mode, on the CPU, its meta and its history."""
+    Returns the model in eval mode, on the CPU, its meta and its history.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` training digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``."""
     data.check_digits(x0, y)
     dev = pick_device(device)
     arch = {"num_classes": data.NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
@@ -254,7 +258,11 @@ def train_mnist_classifier(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsReci
                            ) -> tuple[NoisyImageClassifier, dict, TrainHistory]:
     """Train the noise-aware classifier ``p_phi(y | x_t, t)`` by
     :func:`course_lib.training.train_classifier` (``t`` uniform, cross-entropy) on ``device``;
-    returns it on the CPU, its meta and its history."""
+    returns it on the CPU, its meta and its history.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` training digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``."""
     data.check_digits(x0, y)
     dev = pick_device(device)
     arch = {"num_classes": data.NUM_CLASSES, "T": recipe.T, "base_channels": recipe.base_channels,
@@ -277,7 +285,11 @@ def train_judge(x0: torch.Tensor, y: torch.Tensor, recipe: DigitsRecipe = Digits
                 ) -> tuple[ImageClassifier, dict, TrainHistory]:
     """Train the clean judge :class:`~course_lib.unet.ImageClassifier` on clean digits shifted at
     random by up to ``judge_shift`` pixels (:func:`course_lib.training.train_image_classifier`),
-    on ``device``; returns it on the CPU, its meta and its history."""
+    on ``device``; returns it on the CPU, its meta and its history.
+
+    Args:
+        x0: ``[N, 1, 28, 28]`` training digits in ``[-1, 1]``.
+        y: ``[N]`` long labels in ``0..9``."""
     data.check_digits(x0, y)
     dev = pick_device(device)
     generator = torch.Generator().manual_seed(recipe.seed + 2)
