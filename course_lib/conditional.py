@@ -55,13 +55,16 @@ def sample_with_labels(model: torch.nn.Module, labels: torch.Tensor, x_T: torch.
     """Samples ``[B, ...]`` drawn with the label alone, no guidance: sample ``i`` follows
     ``eps_theta(x_t, t; labels[i])`` from the starting noise ``x_T[i]``.
 
-    ``labels [B]`` may hold the null label ``K = model.num_classes`` (unconditional).
     In lesson 3's terms this is classifier-free guidance at ``w = 0`` (``w = -1`` for
     the null label), in one forward pass per step instead of two. Sampling is
     :func:`course_lib.diffusion.sample` (DDIM over ``steps``; ``eta = 0`` deterministic,
     so ``x_T`` alone decides each sample; ``eta > 0`` draws fresh noise from
     ``generator``). ``clip``: clamp the result to ``[-clip, clip]`` (``1.0`` for MNIST,
-    whose pixels lie in ``[-1, 1]``)."""
+    whose pixels lie in ``[-1, 1]``).
+
+    Args:
+        labels: ``[B]`` long in ``0..K``; ``K = model.num_classes`` is the null label (unconditional).
+        x_T: ``[B, ...]`` float starting noise, the model's data shape (``[B, 1, 28, 28]`` for MNIST)."""
     K = getattr(model, "num_classes", None)
     if not isinstance(K, int):
         raise ValueError("model must be a conditional model with an integer num_classes (its null label)")
@@ -84,7 +87,11 @@ def sample_with_labels(model: torch.nn.Module, labels: torch.Tensor, x_T: torch.
 def noise_under_labels(x_T: torch.Tensor, labels: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every starting noise under every label: ``x_T [R, ...]`` and ``L`` labels give
     ``(noise [R * L, ...], y [R * L])``, row by row: entry ``r * L + j`` is noise ``r``
-    under ``labels[j]``. Drawn ``L`` to a row, a row shares its noise and a column its label."""
+    under ``labels[j]``. Drawn ``L`` to a row, a row shares its noise and a column its label.
+
+    Args:
+        x_T: ``[R, ...]`` float starting noises.
+        labels: ``[L]`` long, or a sequence of ``L`` ints, each ``>= 0`` (the null label allowed)."""
     if not isinstance(x_T, torch.Tensor) or x_T.ndim < 2 or x_T.shape[0] < 1 or not x_T.is_floating_point():
         raise ValueError("x_T must be a float tensor [R, ...] of R starting noises")
     y = _label_list(labels)

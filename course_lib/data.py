@@ -243,9 +243,13 @@ def balanced_subset(x: torch.Tensor, y: torch.Tensor, m: int, seed: int = 0) -> 
 
 def subsample_class(x: torch.Tensor, y: torch.Tensor, label: int, keep: int | float,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labelled data ``(x [N, ...], y [N])`` with class ``label`` thinned out: ``keep``
+    """Labelled data ``(x, y)`` with class ``label`` thinned out: ``keep``
     is a count (int) or a fraction in ``(0, 1]`` (float) of that class's examples,
-    chosen at random from ``generator``; every other example is kept, in order."""
+    chosen at random from ``generator``; every other example is kept, in order.
+
+    Args:
+        x: ``[N, ...]`` examples (e.g. ``[N, 2]`` points).
+        y: ``[N]`` long, their labels; ``label`` must occur in it."""
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or y.ndim != 1 \
             or y.dtype != torch.long or x.shape[0] != y.shape[0]:
         raise ValueError("x must be a tensor [N, ...] and y a long tensor [N] of its labels")

@@ -58,7 +58,10 @@ class Schedule:
         return torch.sqrt(1.0 - self.alpha_bars)
 
     def check_t(self, t: torch.Tensor, batch: int | None = None, name: str = "t") -> None:
-        """Raise ``ValueError`` unless ``t`` is a long tensor ``[batch]`` in ``0..T-1``."""
+        """Raise ``ValueError`` unless ``t`` is a long tensor ``[batch]`` in ``0..T-1``.
+
+        Args:
+            t: the time steps to check, expected ``[batch]`` long (any length if ``batch`` is None)."""
         if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.ndim != 1:
             raise ValueError(f"{name} must be a 1-D long tensor of time steps")
         if batch is not None and t.shape[0] != batch:

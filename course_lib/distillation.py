@@ -62,6 +62,9 @@ class GuidanceUNet(ConditionalUNet):
         return w
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor, w: Tensor | float) -> Tensor:  # type: ignore[override]
+        """``x [B, 1, 28, 28]``, ``t [B]`` long in ``0..T-1``, ``y [B]`` long in ``0..num_classes``
+        (``num_classes`` is the null label), ``w [B]`` float or one number for all (meaningful in
+        ``[0, w_max]``) -> ``eps [B, 1, 28, 28]``."""
         _check_images(x)
         _check_index("t", t, x.shape[0], self.T - 1)
         _check_index("y", y, x.shape[0], self.num_classes)

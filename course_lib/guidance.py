@@ -110,7 +110,9 @@ def classifier_log_prob_grad(log_prob_fn: LogProbFn, x: torch.Tensor, t: torch.T
 
     Args:
         log_prob_fn: ``(x [B, ...], t [B] long) -> [B, K]`` log-probabilities.
-        x: ``[B, ...]``; t: ``[B]`` long; y: an int or a long tensor ``[B]``. Returns ``[B, ...]``."""
+        x: ``[B, ...]``. Returns ``[B, ...]``.
+        t: ``[B]`` long in ``0..T-1``.
+        y: an int or a long tensor ``[B]`` of labels in ``0..K-1``."""
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         log_probs = log_prob_fn(x_in, t)
@@ -182,7 +184,8 @@ def implicit_classifier_grad(eps_cond_fn: EpsFn, eps_uncond_fn: EpsFn, x: torch.
 
     Args:
         eps_cond_fn, eps_uncond_fn: an eps function ``(x [B, ...], t [B] long) -> [B, ...]``.
-        x: ``[B, ...]``; t: ``[B]`` long."""
+        x: ``[B, ...]``.
+        t: ``[B]`` long in ``0..T-1``."""
     schedule.check_t(t, x.shape[0])
     return (eps_uncond_fn(x, t) - eps_cond_fn(x, t)) / _per_sample(schedule.sigmas, t, x)
 
@@ -313,7 +316,10 @@ def threshold_x0(x0: torch.Tensor, percentile: float = 0.995, max_value: float =
     """Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3) as diffusers'
     ``DDIMScheduler._threshold_sample``: per sample, ``s`` = the ``percentile`` quantile of
     ``|x0|`` over every non-batch entry, clamped to ``[1, max_value]``; ``x0`` clipped to
-    ``[-s, s]`` and divided by ``s``. ``max_value = 1`` is static clipping to ``[-1, 1]``."""
+    ``[-s, s]`` and divided by ``s``. ``max_value = 1`` is static clipping to ``[-1, 1]``.
+
+    Args:
+        x0: ``[B, ...]`` float denoised guesses. Returns ``[B, ...]``."""
     percentile = validate.number(percentile, "percentile", above=0, maximum=1)
     max_value = validate.number(max_value, "max_value", minimum=1)
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
@@ -354,9 +360,12 @@ def loss_guidance(eps_fn: EpsFn, loss_fn: Callable[[torch.Tensor, torch.Tensor],
         score_guided = score(x_t) - weight * grad_x loss(x0_hat(x_t)),
         i.e.  eps_guided = eps(x_t) + weight * sigma_t * grad_x loss(x0_hat(x_t)).
 
-    ``loss_fn(x0_hat [B, ...], t [B]) -> [B]`` is any differentiable per-sample loss (lower is
-    better); the gradient runs through ``eps_fn`` by autograd. ``loss = -log p_clean(y | x0_hat)``
-    turns a classifier of *clean* data into a guide; ``weight = 0`` is ``eps_fn`` itself."""
+    The gradient runs through ``eps_fn`` by autograd. ``loss = -log p_clean(y | x0_hat)``
+    turns a classifier of *clean* data into a guide; ``weight = 0`` is ``eps_fn`` itself.
+
+    Args:
+        loss_fn: ``(x0_hat [B, ...], t [B] long) -> [B]``, any differentiable per-sample loss
+            (lower is better)."""
     if not callable(eps_fn) or not callable(loss_fn):
         raise ValueError("eps_fn and loss_fn must be callables: eps_fn(x, t) -> eps, loss_fn(x0_hat, t) -> [B]")
     if not isinstance(schedule, Schedule):

@@ -25,7 +25,7 @@ from . import validate
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
-    """Sinusoidal embedding ``[B] -> [B, dim]`` of time ``t`` in ``[0, T)``: the Transformer
+    """Sinusoidal embedding ``t [B] -> [B, dim]`` of time ``t`` in ``[0, T)``: the Transformer
     position encoding (Vaswani et al. 2017) that DDPM uses for time (Ho et al. 2020), applied
     to ``1000 * t / T``, so models built for any ``T`` share one clock (``T = 1000``: DDPM's).
     The one embedding of the course: the 2-D nets here and the U-Net of :mod:`course_lib.unet`."""
@@ -64,7 +64,11 @@ def _gather(rows: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
 
 
 def check_model_inputs(x: torch.Tensor, t: torch.Tensor, T: int, feature_shape: tuple[int, ...]) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``[B, *feature_shape]`` and ``t`` long ``[B]`` in ``0..T-1``."""
+    """Raise ``ValueError`` unless ``x`` is ``[B, *feature_shape]`` and ``t`` long ``[B]`` in ``0..T-1``.
+
+    Args:
+        x: expected ``[B, *feature_shape]`` float.
+        t: expected ``[B]`` long in ``0..T-1``."""
     if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) != feature_shape or x.ndim != len(feature_shape) + 1:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape [B, {', '.join(map(str, feature_shape))}], got {shape}")
@@ -143,7 +147,7 @@ class ConditionalMLP(_TimeConditioned):
         return self.num_classes
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, 2]``, ``t`` long ``[B]`` in ``0..T-1``, ``y`` long ``[B]`` in
+        """``x`` ``[B, 2]``, ``t`` ``[B]`` long in ``0..T-1``, ``y`` ``[B]`` long in
         ``0..num_classes`` (``num_classes``: no label) ``-> eps [B, 2]``."""
         check_model_inputs(x, t, self.T, (self.data_dim,))
         if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != (x.shape[0],):
@@ -168,7 +172,7 @@ class NoisyClassifier2D(_TimeConditioned):
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, num_classes))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, 2]``, ``t`` long ``[B]`` in ``0..T-1`` ``-> logits [B, K]``."""
+        """``x`` ``[B, 2]``, ``t`` ``[B]`` long in ``0..T-1`` ``-> logits [B, K]``."""
         check_model_inputs(x, t, self.T, (self.data_dim,))
         t_rows, _, index = shared_rows(t)
         return self.out(self._trunk(x, self.time(timestep_embedding(t_rows, self.width, self.T)), index))
@@ -187,6 +191,6 @@ class FixedTimeClassifier(nn.Module):
         self.num_classes, self.T = getattr(classifier, "num_classes", None), getattr(classifier, "T", None)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, ...]`` as the classifier takes it (``[B, 2]`` points), ``t`` long ``[B]``
+        """``x`` ``[B, ...]`` as the classifier takes it (``[B, 2]`` points), ``t`` ``[B]`` long
         (ignored: every row is read at ``t0``) ``-> logits [B, K]``."""
         return self.classifier(x, torch.full_like(t, self.t0))

@@ -34,7 +34,8 @@ class NoisedMixture(Protocol):
         """The exact score ``grad log p(x [| y])`` ``[B, 2]``.
 
         Args:
-            x: ``[B, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64;
+            x: ``[B, 2]``.
+            signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64 (one per sample) or a float.
             y: ``None`` (the marginal), an int or ``[B]`` long."""
 
     def noised_log_posterior(self, x: torch.Tensor, signal_var: torch.Tensor,
@@ -42,7 +43,8 @@ class NoisedMixture(Protocol):
         """The exact ``log p(y | x)`` ``[B, C]``.
 
         Args:
-            x: ``[B, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64."""
+            x: ``[B, 2]``.
+            signal_var, noise_var: ``c^2``, ``s^2``, each ``[B]`` float64 (one per sample) or a float."""
 
 
 def _alpha_bars(x: torch.Tensor, t: torch.Tensor, schedule: Schedule) -> torch.Tensor:

@@ -230,9 +230,12 @@ class ClassFit:
 
 
 def fit_by_class(samples: dict[int, torch.Tensor], mixture: GaussianMixture2D, *, seed: int = 0) -> dict[int, ClassFit]:
-    """:func:`score_2d` of ``samples[y] [n, 2]`` against the exact ``p(x | y)`` of ``mixture``
+    """:func:`score_2d` of ``samples[y]`` against the exact ``p(x | y)`` of ``mixture``
     (``y = K``: the marginal ``p(x)``), label by label. The two exact sets are drawn
-    from generators seeded ``seed + 2y`` and ``seed + 2y + 1``."""
+    from generators seeded ``seed + 2y`` and ``seed + 2y + 1``.
+
+    Args:
+        samples: label ``y`` in ``0..K`` -> its samples ``[n_y, 2]`` (``n_y`` may differ by label)."""
     K = mixture.num_classes
     fits = {}
     for y, x in samples.items():
@@ -277,7 +280,10 @@ def toy_cfg_report(model: torch.nn.Module, mixture: GaussianMixture2D, schedule:
 @torch.no_grad()
 def judge_verdicts(judge: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The digit ``[N]`` (long) that the judge classifier ``judge(images) -> logits [N, K]``
-    sees in each image: the argmax of its logits, in batches of ``batch_size``."""
+    sees in each image: the argmax of its logits, in batches of ``batch_size``.
+
+    Args:
+        images: ``[N, ...]`` as ``judge`` takes them (MNIST: ``[N, 1, 28, 28]`` in ``[-1, 1]``)."""
     if not isinstance(images, torch.Tensor) or images.ndim < 2 or images.shape[0] < 1:
         raise ValueError("images must be a tensor [N, ...] holding at least one image")
     return torch.cat([judge(chunk).argmax(1) for chunk in images.split(batch_size)])

@@ -89,7 +89,7 @@ class TiltedDensity:
         return f"TiltedDensity(y={self.y}, w={self.w:g}, resolution={self.resolution})"
 
     def unnormalised_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``(1 + w) log p(x | y) - w log p(x)``, shape ``[n]``: ``log p_w`` up to a constant
+        """``(1 + w) log p(x | y) - w log p(x)`` of ``x [n, 2]``, shape ``[n]``: ``log p_w`` up to a constant
         (``log p(y | x) = log p(x | y) + log pi_y - log p(x)``, and ``w log pi_y`` is constant)."""
         log_cond = self.mixture.log_prob(x, self.y)
         if self.w == 0.0:
@@ -97,11 +97,12 @@ class TiltedDensity:
         return (1 + self.w) * log_cond - self.w * self.mixture.log_prob(x)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """``log p_w(x | y)``, shape ``[n]``, normalised on the grid."""
+        """``log p_w(x | y)`` of ``x [n, 2]``, shape ``[n]``, normalised on the grid."""
         return self.unnormalised_log_prob(x) - self.log_norm
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact ``grad_x log p_w(x | y) = (1 + w) grad log p(x | y) - w grad log p(x)``, shape ``[n, 2]``."""
+        """Exact ``grad_x log p_w(x | y) = (1 + w) grad log p(x | y) - w grad log p(x)``, shape ``[n, 2]``,
+        at ``x [n, 2]``."""
         return (1 + self.w) * self.mixture.score(x, self.y) - self.w * self.mixture.score(x)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -47,7 +47,8 @@ def noised_gaussians(means: torch.Tensor, covs: torch.Tensor, signal_var: float 
     rectified-flow path is ``c = 1 - tau``, ``s = tau``. The one noising routine of the package.
 
     Args:
-        means: ``[K, 2]``; covs: ``[K, 2, 2]``, float64.
+        means: ``[K, 2]`` float64.
+        covs: ``[K, 2, 2]`` float64.
         signal_var, noise_var: ``c^2`` and ``s^2``, floats (returns ``[K, 2]``, ``[K, 2, 2]``) or
             tensors ``[m]`` (returns ``[m, K, 2]``, ``[m, K, 2, 2]``: one law per entry)."""
     c2 = torch.as_tensor(signal_var, dtype=torch.float64, device=means.device)[..., None, None]
@@ -131,7 +132,8 @@ class GaussianMixture2D:
         """Draw ``n`` pairs ``(x [n, 2], y [n])``; labels from ``weights`` unless ``y`` is given.
 
         Args:
-            n: an int >= 0; y: ``None`` (drawn by weight), an int, or ``[n]`` long.
+            n: an int >= 0.
+            y: ``None`` (drawn by weight), an int, or ``[n]`` long in ``0..K-1``.
             generator: the source of the draws."""
         validate.integer(n, "n", minimum=0)
         if y is None:
@@ -165,7 +167,8 @@ class GaussianMixture2D:
         """``log p(x)`` (``y=None``) or ``log p(x | y)``, shape ``[n]``.
 
         Args:
-            x: ``[n, 2]``; y: ``None``, an int or ``[n]`` long."""
+            x: ``[n, 2]``.
+            y: ``None``, an int or ``[n]`` long in ``0..K-1``."""
         joint, _ = self._joint(x)
         if y is None:
             return torch.logsumexp(joint, dim=1)
@@ -185,7 +188,8 @@ class GaussianMixture2D:
         """``grad_x log p(x)`` (``y=None``) or ``grad_x log p(x | y)``, shape ``[n, 2]``.
 
         Args:
-            x: ``[n, 2]``; y: ``None``, an int or ``[n]`` long."""
+            x: ``[n, 2]``.
+            y: ``None``, an int or ``[n]`` long in ``0..K-1``."""
         joint, prec_d = self._joint(x)
         return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
 
@@ -210,8 +214,9 @@ class GaussianMixture2D:
         (DDPM's ``x_t``: ``c^2 = alpha_bar_t``, ``s^2 = 1 - alpha_bar_t``), float64.
 
         Args:
-            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``;
-            y: ``None``, an int or ``[n]`` long."""
+            x: ``[n, 2]``.
+            signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]`` (one per sample).
+            y: ``None``, an int or ``[n]`` long in ``0..K-1``."""
         joint, prec_d = self._noised_joint(x, signal_var, noise_var)
         return -(self._responsibilities(joint, y)[..., None] * prec_d).sum(1)
 
@@ -220,7 +225,8 @@ class GaussianMixture2D:
         """The exact ``log p(y | x)`` ``[n, C]`` under the law of ``c x0 + s eps``, float64.
 
         Args:
-            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``."""
+            x: ``[n, 2]``.
+            signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]`` (one per sample)."""
         joint, _ = self._noised_joint(x, signal_var, noise_var)
         return torch.log_softmax(self._classes(joint), dim=1)
 
@@ -231,8 +237,9 @@ class GaussianMixture2D:
         weighted by its responsibility. Defined at ``c = 0`` too (then the prior mean).
 
         Args:
-            x: ``[n, 2]``; signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]``;
-            y: ``None``, an int or ``[n]`` long."""
+            x: ``[n, 2]``.
+            signal_var, noise_var: ``c^2``, ``s^2``, floats or ``[n]`` (one per sample).
+            y: ``None``, an int or ``[n]`` long in ``0..K-1``."""
         joint, prec_d = self._noised_joint(x, signal_var, noise_var)
         c = torch.as_tensor(signal_var, dtype=torch.float64, device=joint.device).sqrt().reshape(-1, 1, 1)
         post_means = self.means + c * (self.covs @ prec_d[..., None])[..., 0]               # [n, K, 2]
