@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 
-import course_lib
+from public_api import public_functions
 
 PAGE = (Path(__file__).resolve().parents[1] / "docs" / "conventions.md").read_text()
 API = PAGE.split("## The public API", 1)[1].split("```", 2)[1]
@@ -95,30 +94,14 @@ def test_every_public_name_exists_with_the_arguments_shown(module, name, shown):
                 f"{name}'s argument {i} is {positional[i] if i < len(positional) else None}, the docs show {arg_name}"
 
 
-def _functions():
-    for info in pkgutil.walk_packages(course_lib.__path__, "course_lib."):
-        if info.name.endswith("__main__"):
-            continue
-        module = importlib.import_module(info.name)
-        for name, obj in vars(module).items():
-            if getattr(obj, "__module__", None) != module.__name__ or name.startswith("_"):
-                continue
-            if inspect.isfunction(obj):
-                yield f"{module.__name__}.{name}", obj
-            elif inspect.isclass(obj):
-                for attr, fn in vars(obj).items():
-                    if inspect.isfunction(fn) and (attr == "__init__" or not attr.startswith("_")):
-                        yield f"{module.__name__}.{name}.{attr}", fn
-
-
 def test_no_function_takes_both_a_seed_and_a_generator():
-    both = [name for name, fn in _functions() if {"seed", "generator"} <= set(inspect.signature(fn).parameters)]
+    both = [name for name, fn, _ in public_functions() if {"seed", "generator"} <= set(inspect.signature(fn).parameters)]
     assert not both
 
 
 def test_a_guidance_weight_is_never_called_scale():
     # plots.vector_field's scale is matplotlib's arrow length scale, not a weight
     allowed = {"course_lib.plots.vector_field", "course_lib.guidance.guidance_scale_to_w"}
-    named = [name for name, fn in _functions()
+    named = [name for name, fn, _ in public_functions()
              if {"scale", "guidance_scale"} & set(inspect.signature(fn).parameters) and name not in allowed]
     assert not named, "1 + w is gamma; a figure size is inches_per_pixel"
