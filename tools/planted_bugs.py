@@ -22,7 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = ["tests/test_diffusion.py", "tests/test_guidance.py", "tests/test_toy.py", "tests/test_toy_2022.py",
-         "tests/test_langevin.py", "tests/test_flow.py", "tests/test_metrics.py", "tests/test_training.py"]
+         "tests/test_langevin.py", "tests/test_flow.py", "tests/test_sample_metrics.py", "tests/test_training.py",
+         "tests/test_oracles.py"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ BUGS = [
     Bug("guidance interval excludes its upper end", "course_lib/guidance.py",
         "inside = (t >= t_lo) & (t <= t_hi)", "inside = (t >= t_lo) & (t < t_hi)"),
     Bug("noised mixture keeps the clean covariance's weight", "course_lib/toy.py",
-        "a * self.covs + (1 - a) * eye", "self.covs + (1 - a) * eye", ("tests/test_toy.py", "tests/test_diffusion.py")),
+        "c2[..., None] * covs + s2[..., None] * eye", "covs + s2[..., None] * eye",
+        ("tests/test_toy.py", "tests/test_oracles.py", "tests/test_diffusion.py")),
 ]
 
 
