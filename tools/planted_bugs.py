@@ -21,11 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = ["tests/test_diffusion.py", "tests/test_guidance.py", "tests/test_toy.py", "tests/test_toy_2022.py",
-         "tests/test_langevin.py", "tests/test_flow.py", "tests/test_sample_metrics.py", "tests/test_training.py",
-         "tests/test_oracles.py"]
-
-
 @dataclass(frozen=True)
 class Bug:
     name: str
