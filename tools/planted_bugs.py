@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
 @dataclass(frozen=True)
 class Bug:
     name: str
