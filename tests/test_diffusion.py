@@ -335,3 +335,53 @@ def test_the_sampler_loop_runs_its_hook_before_each_predictor_step():
     plain = diffusion.sample(MIX.eps_fn(s), (6, 2), s, steps=4, eta=0.0, x_T=x_T, return_trajectory=True)
     assert levels == diffusion.ddim_timesteps(4, 100)
     assert torch.equal(hooked[0], plain[0]) and torch.equal(hooked[1], plain[1])
+
+
+def test_a_one_step_schedule_is_valid():
+    """betas must be non-empty: one beta is a schedule with T = 1 (alpha_bar_0 = 1 - beta_0)."""
+    s = diffusion.Schedule(torch.tensor([0.5]))
+    assert s.T == 1 and s.alpha_bars.tolist() == [0.5]
+
+
+def test_ddim_timesteps_are_exact_beyond_float32_integers():
+    """The grid is computed in float64: T - 1 = 2**24 + 1 has no float32 (it would round to 2**24)."""
+    assert diffusion.ddim_timesteps(2, 2**24 + 2) == [2**24 + 1, 0]
+
+
+def test_ddim_timesteps_message_names_the_schedules_T():
+    with pytest.raises(ValueError, match=r"^steps must be an integer in 1\.\.10 \(the schedule's T\), got 11$"):
+        diffusion.ddim_timesteps(11, 10)
+
+
+def test_sample_accepts_a_batch_of_one_and_unit_dimensions():
+    s = diffusion.make_schedule("linear", 10)
+    out = diffusion.sample(lambda x, t: torch.zeros_like(x), (1, 1), s, steps=2, eta=0.0, x_T=torch.ones(1, 1))
+    assert out.shape == (1, 1)
+
+
+def test_all_steps_at_eta_one_is_exactly_the_ddpm_step_loop_and_other_eta_the_ddim_step_loop():
+    """steps=None: eta = 1 runs ddpm_step at every t (DDPM Algorithm 2), any other eta ddim_step
+    (the two agree at eta = 1 only up to rounding, so torch.equal tells them apart)."""
+    s = diffusion.make_schedule("linear", 20)
+    eps_fn = MIX.eps_fn(s)
+    x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for eta in (1.0, 2.0):
+        out = diffusion.sample(eps_fn, (8, 2), s, eta=eta, x_T=x_T, generator=torch.Generator().manual_seed(1))
+        g, x = torch.Generator().manual_seed(1), x_T.clone()
+        for t in range(19, -1, -1):
+            eps = eps_fn(x, torch.full((8,), t, dtype=torch.long))
+            x = (diffusion.ddpm_step(x, eps, t, s, g) if eta == 1.0
+                 else diffusion.ddim_step(x, eps, t, t - 1, s, eta, g))
+        assert torch.equal(out, x), eta
+
+
+def test_progress_bar_is_labelled_sampling_cleared_at_the_end_and_off_by_default(capsys):
+    s = diffusion.make_schedule("linear", 3)
+    diffusion.sample(lambda x, t: torch.zeros_like(x), (2, 2), s)
+    diffusion.sample(lambda x, t: torch.zeros_like(x), (2, 2), s, progress=False)
+    assert capsys.readouterr().err == ""
+    diffusion.sample(lambda x, t: torch.zeros_like(x), (2, 2), s, progress=True)
+    err = capsys.readouterr().err
+    assert err.startswith("\rsampling: ")
+    *_, last_bar, end = err.split("\r")  # leave=False: the bar is overwritten with blanks, no newline
+    assert last_bar.strip() == "" and end == "" and "\n" not in err

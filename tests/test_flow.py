@@ -109,3 +109,24 @@ def test_velocity_and_eps_keep_the_dtype_of_x_whatever_the_paths():
     x, eps = X[:4].float(), X[4:8].float()
     v = flow.velocity_from_eps(eps, x, path)
     assert v.dtype == torch.float32 and flow.eps_from_velocity(v, x, path).dtype == torch.float32
+
+
+def test_velocity_is_computed_in_float64_for_a_float32_tau():
+    """Data N(m, v I): E[x0 | x_tau] = m + c v (x - c m) / (c^2 v + s^2), c = 1 - tau, s = tau; with a
+    float32 tau the path coefficients are still float64 (1e-12, not float32's 1e-7)."""
+    v, m = 0.25, torch.tensor([0.5, -1.0], dtype=torch.float64)
+    mix = toy.GaussianMixture2D(m[None].tolist(), [[[v, 0.0], [0.0, v]]], [1.0])
+    tau = torch.tensor([0.3, 0.55, 0.9, 0.123], dtype=torch.float32)
+    x = X[:4]
+    c, s = 1 - tau.double()[:, None], tau.double()[:, None]
+    x0_hat = m + c * v * (x - c * m) / (c**2 * v + s**2)
+    torch.testing.assert_close(flow.mixture_velocity_fn(mix)(x, tau), (x - x0_hat) / s, rtol=1e-12, atol=1e-12)
+
+
+def test_check_tau_open_interval_excludes_one():
+    """closed=False asks for tau in (0, 1): 1 is refused, just below 1 accepted."""
+    flow._check_tau(torch.tensor([0.5, 0.999]), 2, closed=False)
+    for bad in (1.0, 1.5):
+        with pytest.raises(ValueError, match=r"^tau must lie in \(0, 1\)"):
+            flow._check_tau(torch.tensor([0.5, bad]), 2, closed=False)
+    flow._check_tau(torch.tensor([0.5, 1.0]), 2, closed=True)

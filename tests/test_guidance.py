@@ -353,3 +353,37 @@ def test_classifier_guidance_checks_t_itself():
     guided = guidance.classifier_guidance(lambda x, t: 0 * x, lambda x, t: torch.log_softmax(x @ weights, 1), 0, 1.0, S)
     with pytest.raises(ValueError, match="one entry per sample"):
         guided(X[:4], T[:3])
+
+
+def _never_called(x, t):
+    raise AssertionError("this eps function must not be evaluated")
+
+
+def test_cfg_at_w_minus_one_evaluates_only_the_unconditional_function():
+    """w = -1 is eps(x, null) alone: the conditional model is not run (one network evaluation)."""
+    x, t = torch.randn(4, 2), torch.zeros(4, dtype=torch.long)
+    torch.testing.assert_close(guidance.cfg(_never_called, lambda x, t: 2 * x, -1.0)(x, t), 2 * x)
+
+
+def test_interval_with_every_sample_inside_evaluates_only_the_guided_function():
+    x = torch.randn(3, 2)
+    out = guidance.interval(lambda x, t: 2 * x, _never_called, 0, 10)(x, torch.tensor([0, 5, 10]))
+    torch.testing.assert_close(out, 2 * x)
+
+
+def test_drop_labels_refuses_a_negative_probability_and_names_its_arguments_exactly():
+    y = torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match=r"^p_uncond must be a finite number in 0\.\.1, got -0\.1$"):
+        guidance.drop_labels(y, -0.1, 3)
+    with pytest.raises(ValueError, match=r"^null_label must be an integer >= 1 \(the number of classes K\), got 0$"):
+        guidance.drop_labels(y, 0.5, 0)
+
+
+def test_drop_labels_drops_when_the_uniform_draw_is_strictly_below_p_uncond():
+    """drop iff u < p_uncond (so P(drop) = p_uncond): a draw equal to p_uncond keeps its label."""
+    u = torch.rand(3, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 1, 2])
+    p = float(u[1])  # exactly the second draw, a float32 value
+    expected = torch.where(u < p, torch.tensor(3), y)
+    out = guidance.drop_labels(y, p, 3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, expected) and out[1] == 1

@@ -136,3 +136,15 @@ def test_corrector_runs_at_each_corrected_level_before_its_predictor_step():
     langevin.sample_pc(MIX.eps_fn(S), (16, 2), S, steps=5, corrector_steps=2, corrector_eps_fn=corrector,
                        corrector_min_t=400, generator=torch.Generator().manual_seed(7))
     assert seen == [999, 999, 749, 749, 500, 500]
+
+
+def test_langevin_step_keeps_the_dtype_of_x_for_a_float64_score():
+    x = torch.zeros(4, 2)
+    out = langevin.langevin_step(x, torch.ones(4, 2, dtype=torch.float64), 0.5,
+                                 generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32
+
+
+def test_snr_step_size_message_names_snr():
+    with pytest.raises(ValueError, match=r"^snr must be a finite number > 0, got 0$"):
+        langevin.snr_step_size(torch.ones(3, 2), torch.ones(3, 2), 0)

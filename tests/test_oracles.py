@@ -91,3 +91,12 @@ def test_bad_steps_raise(t, match):
     for fn in (oracles.eps_fn(overlapping(), s), oracles.log_posterior_fn(overlapping(), s)):
         with pytest.raises(ValueError, match=match):
             fn(torch.zeros(2, 2), t)
+
+
+def test_oracles_want_one_time_step_per_sample():
+    """t [1] against x [3, 2] is refused, not broadcast over the batch."""
+    mix, schedule = overlapping(), diffusion.make_schedule("linear", 100)
+    x, t = torch.randn(3, 2, dtype=torch.float64), torch.tensor([10])
+    for fn in (oracles.eps_fn(mix, schedule), oracles.log_posterior_fn(mix, schedule)):
+        with pytest.raises(ValueError, match=r"^t must have one entry per sample \(3\), got 1$"):
+            fn(x, t)

@@ -126,3 +126,14 @@ def test_sample_sets_are_checked_by_name(bad):
         sample_metrics.sliced_wasserstein(bad, good)
     with pytest.raises(ValueError, match="^b must"):
         sample_metrics.sliced_wasserstein(good, bad)
+
+
+def test_precision_recall_default_k_is_5():
+    # real 0..7 on a line: the 5th-neighbour balls cover [-5, 12] (the 6th's [-6, 13]), so the
+    # fakes at -5.5 and 12.5 fall outside at k = 5: precision 6/8; every real point lies in the
+    # ball of the fake at 5 (radius 5), recall 1
+    real = torch.arange(8.0)[:, None]
+    fake = torch.tensor([-5.5, 12.5, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0])[:, None]
+    assert sample_metrics.precision_recall(real, fake) == (0.75, 1.0)
+    assert sample_metrics.precision_recall(real, fake, k=5) == (0.75, 1.0)
+    assert sample_metrics.precision_recall(real, fake, k=6)[0] == 1.0

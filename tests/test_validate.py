@@ -47,3 +47,13 @@ def test_flag_accepts_only_true_or_false(value):
     with pytest.raises(ValueError, match=r"^progress must be True or False, got "):
         validate.flag(value, "progress")
     assert validate.flag(True, "progress") is True and validate.flag(False, "progress") is False
+
+
+def test_bounds_in_words_for_a_maximum_alone_and_for_no_bound():
+    # _bounds' last line: " <= max" when only a maximum is given, nothing when no bound is
+    with pytest.raises(ValueError, match=r"^x must be a finite number <= 1, got 2$"):
+        validate.number(2, "x", maximum=1)
+    with pytest.raises(ValueError, match=r"^x must be a finite number, got 'a'$"):
+        validate.number("a", "x")
+    with pytest.raises(ValueError, match=r"^n must be an integer, got 2\.5$"):
+        validate.integer(2.5, "n")
