@@ -371,3 +371,100 @@ def test_repr_says_components_and_classes():
     assert repr(overlapping()) == "GaussianMixture2D(K=3, weights=[0.5, 0.2, 0.3])"
     labelled = toy.GaussianMixture2D(torch.zeros(3, 2), torch.eye(2).expand(3, 2, 2), torch.ones(3), labels=[0, 0, 1])
     assert repr(labelled) == "GaussianMixture2D(K=3 components, 2 classes)"
+
+
+# --- float64 to the last digits, exact edges, defaults (mutation survivors of course_lib.toy) -------
+
+
+def _exact_noised(mix, x, c2, s2, y=None):
+    """The law of c x0 + s eps for one-component-per-class ``mix``, written out with
+    torch.distributions and a linear solve at each sample's (c^2, s^2): its score and log p(y | x)."""
+    eye = torch.eye(2, dtype=torch.float64)
+    c2 = torch.as_tensor(c2, dtype=torch.float64).expand(len(x))
+    s2 = torch.as_tensor(s2, dtype=torch.float64).expand(len(x))
+    scores, log_posts = [], []
+    for i in range(len(x)):
+        means, covs = c2[i].sqrt() * mix.means, c2[i] * mix.covs + s2[i] * eye
+        joint = mix.weights.log() + torch.stack([gaussian_log_pdf(x[i], means[k], covs[k])
+                                                 for k in range(mix.num_components)])
+        resp = torch.softmax(joint, 0) if y is None else torch.nn.functional.one_hot(
+            torch.tensor(y), mix.num_components).double()
+        scores.append(-(resp[:, None] * torch.linalg.solve(covs, (x[i] - means)[..., None])[..., 0]).sum(0))
+        log_posts.append(torch.log_softmax(joint, 0))
+    return torch.stack(scores), torch.stack(log_posts)
+
+
+EXACT = dict(rtol=1e-12, atol=1e-12)   # float32 anywhere on the way (0.3 -> 0.30000001) is off by ~1e-8
+
+
+def test_noised_gaussians_and_noised_are_float64_for_float_levels():
+    """c^2 = 0.3 and s^2 = 0.7 are not float32 numbers: the laws are exact to float64's precision."""
+    mix, eye = overlapping(), torch.eye(2, dtype=torch.float64)
+    means, covs = toy.noised_gaussians(mix.means, mix.covs, 0.3, 0.7)
+    torch.testing.assert_close(means, math.sqrt(0.3) * mix.means, **EXACT)
+    torch.testing.assert_close(covs, 0.3 * mix.covs + 0.7 * eye, **EXACT)
+    noised = mix.noised(0.3)
+    torch.testing.assert_close(noised.means, math.sqrt(0.3) * mix.means, **EXACT)
+    torch.testing.assert_close(noised.covs, 0.3 * mix.covs + 0.7 * eye, **EXACT)
+
+
+def test_noised_gaussians_stay_on_the_means_device():
+    """Every tensor it builds lives on the means' device (checked on the meta device, CPU only)."""
+    mix = overlapping()
+    means, covs = toy.noised_gaussians(mix.means.to("meta"), mix.covs.to("meta"), 0.3, 0.7)
+    assert means.device.type == "meta" and covs.device.type == "meta"
+    assert means.shape == (3, 2) and covs.shape == (3, 2, 2) and covs.dtype == torch.float64
+
+
+def test_noised_answers_are_float64_exact_for_float_levels():
+    """noised_score, noised_log_posterior and denoised (Tweedie: (x + s^2 score) / c) at c^2 = 0.3,
+    s^2 = 0.7 given as Python floats, against the law written out by hand, to 1e-12."""
+    mix = overlapping()
+    x = torch.randn(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(8)) * 2
+    for y in (None, 1):
+        score, log_post = _exact_noised(mix, x, 0.3, 0.7, y)
+        torch.testing.assert_close(mix.noised_score(x, 0.3, 0.7, y), score, **EXACT)
+        torch.testing.assert_close(mix.denoised(x, 0.3, 0.7, y), (x + 0.7 * score) / math.sqrt(0.3), **EXACT)
+    torch.testing.assert_close(mix.noised_log_posterior(x, 0.3, 0.7), log_post, **EXACT)
+
+
+def test_noised_answers_without_noise_are_the_scaled_data_law():
+    """s^2 = 0 is allowed: x = c x0 has law N(c mu_k, c^2 S_k), and E[x0 | x] = x / c exactly."""
+    mix = overlapping()
+    x = torch.randn(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) * 2
+    score, log_post = _exact_noised(mix, x, 0.3, 0.0)
+    torch.testing.assert_close(mix.noised_score(x, 0.3, 0.0), score, **EXACT)
+    torch.testing.assert_close(mix.noised_log_posterior(x, 0.3, 0.0), log_post, **EXACT)
+    torch.testing.assert_close(mix.denoised(x, 0.3, 0.0), x / math.sqrt(0.3), **EXACT)
+    torch.testing.assert_close(mix.noised_score(x, 1.0, 0.0), mix.score(x), **EXACT)
+
+
+def test_noised_answers_per_sample_with_a_shared_signal_but_different_noise():
+    """One c^2 for the whole batch but a different s^2 per sample is still one law per sample."""
+    mix = overlapping()
+    x = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(10)) * 2
+    c2 = torch.full((4,), 0.5, dtype=torch.float64)
+    s2 = torch.tensor([0.1, 0.5, 1.0, 2.0], dtype=torch.float64)
+    score, log_post = _exact_noised(mix, x, c2, s2)
+    torch.testing.assert_close(mix.noised_score(x, c2, s2), score, **EXACT)
+    torch.testing.assert_close(mix.noised_log_posterior(x, c2, s2), log_post, **EXACT)
+    # and the other way round: one s^2, a different c^2 per sample
+    score, log_post = _exact_noised(mix, x, s2 / 2, c2)
+    torch.testing.assert_close(mix.noised_score(x, s2 / 2, c2), score, **EXACT)
+
+
+def test_repr_rounds_weights_to_three_decimals():
+    assert repr(toy.grid()) == "GaussianMixture2D(K=9, weights=[" + ", ".join(["0.111"] * 9) + "])"
+
+
+def test_sklearn_shape_defaults_are_noise_0_08_and_seed_0():
+    from sklearn.datasets import make_moons
+
+    x, y = toy.sklearn_shape("moons", 60)
+    ref_x, ref_y = make_moons(60, noise=0.08, random_state=0)
+    assert torch.equal(y, torch.as_tensor(ref_y))
+    torch.testing.assert_close(x.double(), (torch.as_tensor(ref_x) - torch.tensor([0.5, 0.25], dtype=torch.float64)) * 2,
+                               atol=1e-6, rtol=1e-6)
+    x2, y2 = toy.sklearn_shape("circles", 60)
+    x3, y3 = toy.sklearn_shape("circles", 60, noise=0.08, seed=0)
+    assert torch.equal(x2, x3) and torch.equal(y2, y3)

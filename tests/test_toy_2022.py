@@ -58,6 +58,9 @@ def test_broadened_adds_delta_squared_and_zero_is_identity():
     assert torch.equal(b.labels, P.labels)
     torch.testing.assert_close(P.broadened(0.0).log_prob(X), P.log_prob(X))
     torch.testing.assert_close(P.broadened(torch.tensor(0.5)).covs, b.covs)
+    # delta^2 = 0.09 is not a float32 number: added in float64, exact to the last digits
+    torch.testing.assert_close(P.broadened(0.3).covs, P.covs + 0.3**2 * torch.eye(2, dtype=torch.float64),
+                               rtol=1e-15, atol=0)
 
 
 def test_product_matches_normalised_product_density_on_a_grid():
@@ -105,6 +108,8 @@ def test_branches_is_thin_two_class_and_has_gaps():
     (lambda: toy.branches(thickness=0.0), "thickness"),
     (lambda: toy.branches(length=float("inf")), "length"),
     (lambda: toy.branches(length=True), "length"),
+    (lambda: toy.branches(length=0.0), "length"),
+    (lambda: toy.branches(length=-1.0), "length"),
     (lambda: toy.GaussianMixture2D(P.means, P.covs, P.weights, labels=[0, -1, 1]), "labels must be \\[K\\]"),
 ])
 def test_bad_arguments_name_the_argument(call, name):
@@ -132,3 +137,22 @@ def test_branches_score_is_the_gradient_of_log_prob():
         xg = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(m.log_prob(xg, y).sum(), xg)
         torch.testing.assert_close(m.score(x, y), grad)
+
+
+def test_product_covariances_are_exactly_symmetric():
+    """linalg.inv of a symmetric matrix need not be symmetric to the last bit (of P's product with
+    itself, 3 of the 9 inverses are not, on CPU); the product's covariances are."""
+    for other in (Q, P):
+        covs = P.product(other).covs
+        assert torch.equal(covs, covs.transpose(1, 2))
+
+
+def test_product_of_far_apart_mixtures_keeps_the_relative_weights():
+    """Every overlap is tiny (log weights about -400): the weights are still
+    pi_k rho_j N(mu_k; nu_j, S_k + R_j) normalised, here in the ratio e^-(45^2 - 40^2)/4 = e^-106.25."""
+    one = toy.GaussianMixture2D([[0.0, 0.0]], [torch.eye(2).tolist()], [1.0])
+    two = toy.GaussianMixture2D([[40.0, 0.0], [45.0, 0.0]], [torch.eye(2).tolist()] * 2, [1.0, 1.0])
+    prod = one.product(two)
+    assert float(prod.weights[1] / prod.weights[0]) == pytest.approx(math.exp(-106.25), rel=1e-9)
+    torch.testing.assert_close(prod.means, torch.tensor([[20.0, 0.0], [22.5, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(prod.covs, 0.5 * torch.eye(2, dtype=torch.float64).expand(2, 2, 2))
