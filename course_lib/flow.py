@@ -27,13 +27,12 @@ VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PathCoefficients = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _check_tau(tau: torch.Tensor, batch: int, *, closed: bool) -> torch.Tensor:
+def _check_tau(tau: torch.Tensor, batch: int) -> torch.Tensor:
+    """``tau`` ``[batch]`` float in ``(0, 1]``, or ``ValueError``."""
     if not isinstance(tau, torch.Tensor) or tau.ndim != 1 or tau.shape[0] != batch or not tau.is_floating_point():
         raise ValueError(f"tau must be a 1-D float tensor with one entry per sample ({batch})")
-    top_ok = (tau <= 1) if closed else (tau < 1)
-    if not torch.isfinite(tau).all() or (tau <= 0).any() or not top_ok.all():
-        raise ValueError(f"tau must lie in (0, 1{']' if closed else ')'}, got values in "
-                         f"{float(tau.min()):g}..{float(tau.max()):g}")
+    if not torch.isfinite(tau).all() or (tau <= 0).any() or (tau > 1).any():
+        raise ValueError(f"tau must lie in (0, 1], got values in {float(tau.min()):g}..{float(tau.max()):g}")
     return tau
 
 
@@ -46,7 +45,7 @@ def linear_path(tau: torch.Tensor) -> PathCoefficients:
     """
     if not isinstance(tau, torch.Tensor) or tau.ndim != 1:
         raise ValueError("tau must be a 1-D float tensor")
-    _check_tau(tau, tau.shape[0], closed=True)
+    _check_tau(tau, tau.shape[0])
     return 1 - tau, tau, -torch.ones_like(tau), torch.ones_like(tau)
 
 
@@ -108,7 +107,7 @@ def mixture_velocity_fn(mixture: GaussianMixture2D, y: int | None = None) -> Vel
     target = mixture if y is None else mixture.conditional(y)
 
     def velocity(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        tau = _check_tau(tau, x.shape[0], closed=True).to(torch.float64)
+        tau = _check_tau(tau, x.shape[0]).to(torch.float64)
         x0_hat = target.denoised(x, (1 - tau) ** 2, tau**2)
         return ((x.to(torch.float64) - x0_hat) / tau[:, None]).to(x.dtype)
 
