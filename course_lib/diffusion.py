@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 from . import validate
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# a classifier as guidance sees it: (x [B, ...], t [B] long) -> log p(y | x_t) [B, K]
+LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)

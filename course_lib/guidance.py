@@ -22,9 +22,7 @@ from typing import Callable
 import torch
 
 from . import validate
-from .diffusion import EpsFn, Schedule, _per_sample
-
-LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .diffusion import EpsFn, LogProbFn, Schedule, _per_sample
 
 
 def w_to_gamma(w: float) -> float:

@@ -12,14 +12,12 @@ The mixture is duck-typed (:class:`NoisedMixture`), so this module does not impo
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 
 from . import validate
-from .diffusion import EpsFn, Schedule
-
-LogProbFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .diffusion import EpsFn, LogProbFn, Schedule
 
 
 class NoisedMixture(Protocol):

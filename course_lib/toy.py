@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .diffusion import EpsFn, Schedule
+from .diffusion import EpsFn, LogProbFn, Schedule
 from . import oracles, validate
 
 LOG_2PI = math.log(2 * math.pi)
@@ -252,7 +252,7 @@ class GaussianMixture2D:
             y: ``None``, an int or ``[B]`` long. The eps function takes ``x [B, 2]``, ``t [B]`` long."""
         return oracles.eps_fn(self, schedule, y)
 
-    def log_posterior_fn(self, schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def log_posterior_fn(self, schedule: Schedule) -> LogProbFn:
         """The exact noise-aware classifier ``log p(y | x_t)`` (:func:`course_lib.oracles.log_posterior_fn`).
 
         Args:
@@ -263,8 +263,7 @@ class GaussianMixture2D:
         """The same mixture with every covariance ``S_k + delta^2 I``: the data law blurred by
         ``N(0, delta^2 I)``, whose exact ``eps_fn`` is a "bad model" for autoguidance."""
         delta = validate.number(delta, "delta", minimum=0)
-        eye = torch.eye(2, dtype=torch.float64)
-        return GaussianMixture2D(self.means, self.covs + delta**2 * eye, self.weights, self.labels)
+        return GaussianMixture2D(*noised_gaussians(self.means, self.covs, 1.0, delta**2), self.weights, self.labels)
 
     def conditional(self, y: int) -> "GaussianMixture2D":
         """``p(x | y)`` as a one-class mixture of class ``y``'s components."""

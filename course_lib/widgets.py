@@ -309,7 +309,7 @@ class ScatterExplorer(Explorer):
         self.value_range = (lo, hi, step)
         self.titles, self.background, self.color = titles, background, color
         self.extent = (-extent, extent, -extent, extent) if isinstance(extent, (int, float)) else tuple(extent)
-        values = [round(lo + i * step, 6) for i in range(int(round((hi - lo) / step)) + 1)]
+        values = [key(lo + i * step, 0)[0] for i in range(int(round((hi - lo) / step)) + 1)]
         super().__init__(render, [v for v in values if v <= hi], value, symbol=symbol, seed=seed,
                          precompute=precompute, readout=readout)
         self.artists = {k: a for k, a in self._shown.moving.items() if k != "title"}
